@@ -1,0 +1,87 @@
+"""Prefect flow of the `encode` stage: one task per sampled unit, each writing one shard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from dicepipe.runtime import configure_environment
+
+configure_environment()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from dicepipe.params import EncodeParams, load_encode  # noqa: E402
+from dicepipe.pipeline import encode  # noqa: E402
+from dicepipe.pipeline.summary import format_summary, item_accounting, reasons  # noqa: E402
+from dicepipe.pipeline.units import remove_stale  # noqa: E402
+from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
+from dicepipe.shards import write_manifest  # noqa: E402
+from dicepipe.storage import write_json  # noqa: E402
+
+
+@task(cache_policy=NO_CACHE)
+def encode_unit(
+    sample_path: Path, labels_dir: Path, params: EncodeParams, shards_dir: Path, work_dir: Path
+) -> dict:
+    """Encode one sampled unit into one shard."""
+    return encode.run_unit(sample_path, labels_dir, params, shards_dir, work_dir)
+
+
+@flow(name="encode", log_prints=False)
+def encode_flow(
+    params_path: str = "params.yaml",
+    samples: str = "data/work/samples",
+    labels: str = "data/work/labels",
+    shards: str = "data/shards",
+    work: str = "data/work/encode",
+) -> dict:
+    """Encode every sampled unit into training shards and write the manifest and summary."""
+    params = load_encode(params_path)
+    samples_dir, labels_dir, shards_dir, work_dir = map(Path, (samples, labels, shards, work))
+    paths = encode.plan(samples_dir)
+    entries = run_tasks(
+        encode_unit, paths, labels_dir, params, shards_dir, work_dir, label="encode"
+    )
+    for folder in (shards_dir, work_dir):
+        remove_stale(folder, [p.stem for p in paths])
+    sources = Counter()
+    for entry in entries:
+        sources[entry["path"].split("-", 1)[0]] += entry["rows"]
+    accounting = item_accounting(samples_dir, labels_dir, work_dir, shards_dir)
+    manifest = write_manifest(
+        shards_dir,
+        [{k: v for k, v in e.items() if k != "quarantined"} for e in entries],
+        sources=dict(sorted(sources.items())),
+    )
+    summary = {**accounting, "encode_reasons": reasons(work_dir)}
+    write_json(work_dir / "summary.json", summary)
+    text = format_summary(manifest, accounting)
+    print(text)
+    publish_summary("encode", manifest["shards"], text)
+    if not accounting["balanced"]:
+        raise RuntimeError("encode: items in shards + quarantined do not add up to the sample")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: `python flows/encode.py [--params P] [folders...]`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--samples", default="data/work/samples")
+    parser.add_argument("--labels", default="data/work/labels")
+    parser.add_argument("--shards", default="data/shards")
+    parser.add_argument("--work", default="data/work/encode")
+    args = parser.parse_args(argv)
+    runner = make_task_runner(load_encode(args.params).runner)
+    flow_call = encode_flow.with_options(task_runner=runner)
+    return call_main(
+        lambda: flow_call(args.params, args.samples, args.labels, args.shards, args.work)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The schema of every `params.yaml` section: one frozen dataclass per stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dicepipe.config import bounded, load_section
+
+Runner = Literal["threads", "dask"]
+
+
+@dataclass(frozen=True)
+class RunnerParams:
+    """Which Prefect task runner executes the per-shard tasks."""
+
+    kind: Runner = "threads"
+    max_workers: int = bounded(2, lo=1)
+    dask_address: str | None = None  # an existing scheduler; None starts a LocalCluster
+
+
+@dataclass(frozen=True)
+class OpenImagesParams:
+    """An OpenImages mirror: the published index CSV and a folder or URL of `<ImageID>.jpg`."""
+
+    index: str = ""
+    images: str = ""
+    n: int = bounded(0, lo=0)
+    block_rows: int = bounded(10_000, lo=1)  # index rows per work unit
+    apply_rotation: bool = True  # turn by the index's `Rotation` (degrees counterclockwise)
+    verify_md5: bool = False  # check `OriginalMD5`; only mirrors of the original files match
+
+
+@dataclass(frozen=True)
+class Sa1bParams:
+    """SA-1B tar files (globs or URLs), streamed member by member."""
+
+    tars: tuple[str, ...] = ()
+    n: int = bounded(0, lo=0)
+    min_area: int = bounded(0, lo=0)  # mask pixels; empty masks are always dropped
+    min_stability_score: float = bounded(0.0, lo=0.0, hi=1.0)
+    min_predicted_iou: float = bounded(0.0, lo=0.0, hi=1.0)
+    max_annotations: int | None = None  # keep this many largest masks per image; None: all
+    prompt_points: int = bounded(5, lo=1, hi=5)  # points stored per mask (encode takes a prefix)
+    max_member_mb: int = bounded(256, lo=1)  # larger tar members are quarantined, never read
+
+    def __post_init__(self) -> None:
+        if self.max_annotations is not None and self.max_annotations < 1:
+            raise ValueError(f"max_annotations must be >= 1 or null, got {self.max_annotations}")
+
+
+@dataclass(frozen=True)
+class CocoParams:
+    """COCO: an annotations JSON (person keypoints or instances) and a folder or URL of images."""
+
+    annotations: str = ""
+    images: str = ""
+    n: int = bounded(0, lo=0)
+    block_images: int = bounded(5_000, lo=1)  # images (in id order) per work unit
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """`sample` stage: which items to take from each source."""
+
+    seed: int = 0
+    max_pixels: int = bounded(50_000_000, lo=1)
+    openimages: OpenImagesParams = field(default_factory=OpenImagesParams)
+    sa1b: Sa1bParams = field(default_factory=Sa1bParams)
+    coco: CocoParams = field(default_factory=CocoParams)
+    runner: RunnerParams = field(default_factory=RunnerParams)
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    """`label` stage: which teacher labels which sources."""
+
+    teacher: Literal["ground_truth"] = "ground_truth"
+    ground_truth_dir: str = "data/sample/labels"
+    sources: tuple[str, ...] = ("openimages",)
+    batch_size: int = bounded(8, lo=1)
+    runner: RunnerParams = field(default_factory=RunnerParams)
+
+
+@dataclass(frozen=True)
+class DepthTargetParams:
+    """How metric depth becomes an RGB target."""
+
+    space: Literal["disparity", "depth"] = "disparity"
+    quantiles: tuple[float, float] = (0.02, 0.98)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.quantiles
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"depth.quantiles must satisfy 0 <= lo < hi <= 1, got {lo}, {hi}")
+
+
+@dataclass(frozen=True)
+class PointParams:
+    """How many prompt points a point-segmentation example gets."""
+
+    min: int = bounded(1, lo=1, hi=5)
+    max: int = bounded(5, lo=1, hi=5)
+
+    def __post_init__(self) -> None:
+        if self.min > self.max:
+            raise ValueError(f"points.min ({self.min}) must not exceed points.max ({self.max})")
+
+
+@dataclass(frozen=True)
+class ColorParams:
+    """Instance colour drawing for entity/semantic targets (RGB Euclidean distances)."""
+
+    min_black_distance: float = bounded(80.0, lo=0.0, hi=441.0)
+    min_distance: float = bounded(60.0, lo=0.0, hi=441.0)
+
+
+Task = Literal[
+    "depth", "normal", "point_segmentation", "entity_segmentation", "semantic_segmentation", "pose"
+]
+
+
+@dataclass(frozen=True)
+class EncodeParams:
+    """`encode` stage: raw labels -> RGB targets -> Parquet shards."""
+
+    seed: int = 0
+    tasks: tuple[Task, ...] = (
+        "depth",
+        "normal",
+        "point_segmentation",
+        "entity_segmentation",
+        "semantic_segmentation",
+        "pose",
+    )
+    depth: DepthTargetParams = field(default_factory=DepthTargetParams)
+    points: PointParams = field(default_factory=PointParams)
+    colors: ColorParams = field(default_factory=ColorParams)
+    runner: RunnerParams = field(default_factory=RunnerParams)
+
+
+def load_sample(path: str | Path = "params.yaml") -> SampleParams:
+    """The validated `sample` section."""
+    return load_section(path, "sample", SampleParams)
+
+
+def load_label(path: str | Path = "params.yaml") -> LabelParams:
+    """The validated `label` section."""
+    return load_section(path, "label", LabelParams)
+
+
+def load_encode(path: str | Path = "params.yaml") -> EncodeParams:
+    """The validated `encode` section."""
+    return load_section(path, "encode", EncodeParams)

@@ -1,0 +1,1 @@
+"""Stage logic (plan units, process one unit, summarise), called by the thin Prefect flows."""

@@ -1,0 +1,180 @@
+"""One sampled item (+ its raw labels) -> its training examples, one per applicable task."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from dicepipe.imageio import encode_png
+from dicepipe.params import EncodeParams
+from dicepipe.records import TASK_PROMPTS
+from dicepipe.sampling import item_rng
+from dicepipe.shards import image_cell
+from dicepipe.sources.common import ItemError
+
+ANNOTATION_TEACHER = "annotations"
+
+
+def examples_for_item(
+    item: dict[str, Any],
+    depth: np.ndarray | None,
+    normals: np.ndarray | None,
+    label_meta: dict[str, Any],
+    params: EncodeParams,
+) -> list[dict[str, Any]]:
+    """Training rows of one item for every task in `params.tasks` that its labels support.
+
+    Depth and normals come from the teacher's labels; class-agnostic masks (SA-1B) give point
+    and entity segmentation; categorised masks (COCO) give semantic segmentation; keypoints give
+    pose. Raises ItemError("no_target") when no requested task applies, so the item is still
+    accounted for.
+    """
+    annotations = json.loads(item["annotations"])
+    masks = _decode_masks(annotations, item["height"], item["width"])
+    categorised = bool(annotations) and all("category_id" in a for a in annotations)
+    key, tasks, teacher = item["key"], params.tasks, label_meta.get("teacher", "")
+    targets: list[tuple[str, tuple[np.ndarray, list, dict], str]] = []
+    if "depth" in tasks and depth is not None:
+        target, points, meta = _depth_target(depth, params)
+        targets.append(
+            ("depth", (target, points, {**meta, "focal_px": label_meta.get("focal_px")}), teacher)
+        )
+    if "normal" in tasks and normals is not None:
+        targets.append(("normal", _normal_target(normals), teacher))
+    if masks and not categorised:
+        if "point_segmentation" in tasks:
+            targets.append(
+                ("point_segmentation", _point_target(key, masks, params), ANNOTATION_TEACHER)
+            )
+        if "entity_segmentation" in tasks:
+            targets.append(
+                (
+                    "entity_segmentation",
+                    _entity_target(key, masks, params, None),
+                    ANNOTATION_TEACHER,
+                )
+            )
+    if masks and categorised and "semantic_segmentation" in tasks:
+        categories = {a["id"]: a["category_id"] for a in annotations}
+        targets.append(
+            (
+                "semantic_segmentation",
+                _entity_target(key, masks, params, categories),
+                ANNOTATION_TEACHER,
+            )
+        )
+    keypoints = _keypoints(annotations)
+    if "pose" in tasks and keypoints is not None:
+        targets.append(("pose", _pose_target(keypoints, item), ANNOTATION_TEACHER))
+    if not targets:
+        raise ItemError("no_target", f"none of the tasks {list(tasks)} applies to this item")
+    return [_row(item, task, *built, teacher) for task, built, teacher in targets]
+
+
+def _row(item: dict, task: str, target: np.ndarray, points: list, meta: dict, teacher: str) -> dict:
+    return {
+        "key": item["key"],
+        "task": task,
+        "prompt": TASK_PROMPTS[task],
+        "image": image_cell(item["image"]),
+        "target": image_cell(encode_png(target)),
+        "points": points,
+        "source": item["source"],
+        "source_id": item["source_id"],
+        "width": item["width"],
+        "height": item["height"],
+        "teacher": teacher,
+        "meta": json.dumps(meta, sort_keys=True, separators=(",", ":")),
+    }
+
+
+def _depth_target(depth: np.ndarray, params: EncodeParams) -> tuple[np.ndarray, list, dict]:
+    from dicepipe.targets.depth import encode_depth
+
+    try:
+        target, meta = encode_depth(
+            depth, space=params.depth.space, quantiles=params.depth.quantiles
+        )
+    except ValueError as error:
+        raise ItemError("bad_depth", str(error)) from None
+    return target, [], meta
+
+
+def _normal_target(normals: np.ndarray) -> tuple[np.ndarray, list, dict]:
+    from dicepipe.targets.normals import encode_normals
+
+    return encode_normals(normals), [], {"convention": "camera: X right, Y up, Z toward viewer"}
+
+
+def _decode_masks(
+    annotations: list[dict[str, Any]], height: int, width: int
+) -> list[tuple[int, np.ndarray]]:
+    """(annotation id, boolean mask) for every non-empty annotation mask, in id order."""
+    if not annotations:
+        return []
+    from pycocotools import mask as mask_utils
+
+    masks = []
+    for annotation in sorted(annotations, key=lambda a: a["id"]):
+        rle = dict(annotation["segmentation"])
+        if rle["size"] != [height, width]:
+            continue
+        if isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode()
+        mask = mask_utils.decode(rle).astype(bool)
+        if mask.any():
+            masks.append((int(annotation["id"]), mask))
+    return masks
+
+
+def _point_target(
+    key: str, masks: list[tuple[int, np.ndarray]], params: EncodeParams
+) -> tuple[np.ndarray, list, dict]:
+    from dicepipe.targets.segmentation import encode_point_mask
+
+    rng = item_rng(params.seed, key, "point_segmentation")
+    annotation_id, mask = masks[int(rng.integers(len(masks)))]
+    target, points = encode_point_mask(
+        mask, rng, min_points=params.points.min, max_points=params.points.max
+    )
+    return target, points.tolist(), {"annotation_id": annotation_id}
+
+
+def _entity_target(
+    key: str,
+    masks: list[tuple[int, np.ndarray]],
+    params: EncodeParams,
+    categories: dict[int, int] | None,
+) -> tuple[np.ndarray, list, dict]:
+    """Entity (categories None) or semantic target: a seeded random colour per instance."""
+    from dicepipe.targets.segmentation import encode_instances
+
+    task = "entity_segmentation" if categories is None else "semantic_segmentation"
+    ids = [annotation_id for annotation_id, _ in masks]
+    target, table = encode_instances(
+        [mask for _, mask in masks],
+        item_rng(params.seed, key, task),
+        categories=None if categories is None else [categories[i] for i in ids],
+        min_black_distance=params.colors.min_black_distance,
+        min_distance=params.colors.min_distance,
+    )
+    for entry in table:
+        entry["annotation_id"] = ids[entry["instance"]]
+    return target, [], {"instances": table}
+
+
+def _keypoints(annotations: list[dict[str, Any]]) -> np.ndarray | None:
+    """(P, 17, 3) COCO keypoints of the annotated people, or None when nobody has any."""
+    people = [a["keypoints"] for a in annotations if a.get("num_keypoints", 0) > 0]
+    if not people:
+        return None
+    return np.asarray(people, np.float32).reshape(len(people), -1, 3)
+
+
+def _pose_target(keypoints: np.ndarray, item: dict[str, Any]) -> tuple[np.ndarray, list, dict]:
+    from dicepipe.targets.pose import encode_pose
+
+    target = encode_pose(keypoints, item["height"], item["width"])
+    return target, [], {"keypoints": keypoints.round(2).tolist()}

@@ -1,0 +1,94 @@
+"""Stage summaries: counts per source/task, quarantine reasons, and the accounting check."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dicepipe.pipeline.units import read_quarantine
+
+
+def reasons(out_dir: Path) -> dict[str, int]:
+    """Quarantined rows of a stage folder, counted by reason."""
+    table = read_quarantine(out_dir)
+    return dict(sorted(Counter(table["reason"].to_pylist()).items()))
+
+
+def sample_summary(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+    """Per-source selected/rows/quarantined counts; `balanced` says every item is accounted for."""
+    sources: dict[str, Counter[str]] = {}
+    for m in manifests:
+        sources.setdefault(m["source"], Counter()).update(
+            items=m["items"], rows=m["rows"], quarantined=m["quarantined"]
+        )
+    per_source = {name: dict(counts) for name, counts in sorted(sources.items())}
+    return {
+        "sources": per_source,
+        "units": len(manifests),
+        "items": sum(c["items"] for c in per_source.values()),
+        "rows": sum(c["rows"] for c in per_source.values()),
+        "quarantined": sum(c["quarantined"] for c in per_source.values()),
+        "reasons": reasons(out_dir),
+        "balanced": all(c["items"] == c["rows"] + c["quarantined"] for c in per_source.values()),
+    }
+
+
+def unit_totals(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+    """Rows and quarantined counts of a stage whose units map one-to-one to input units."""
+    return {
+        "units": len(manifests),
+        "rows": sum(m["rows"] for m in manifests),
+        "quarantined": sum(m["quarantined"] for m in manifests),
+        "reasons": reasons(out_dir),
+    }
+
+
+def item_accounting(
+    samples_dir: Path, labels_dir: Path, encode_dir: Path, shards_dir: Path
+) -> dict:
+    """Where every selected item ended: in the shards or in exactly one quarantine table."""
+    sampled = {
+        k
+        for p in sorted(samples_dir.glob("*.parquet"))
+        for k in pq.read_table(p, columns=["key"])["key"].to_pylist()
+    }
+    in_shards = {
+        k
+        for p in sorted(shards_dir.glob("*.parquet"))
+        for k in pq.read_table(p, columns=["key"])["key"].to_pylist()
+    }
+    quarantined = {
+        stage: set(read_quarantine(folder)["key"].to_pylist())
+        for stage, folder in (
+            ("sample", samples_dir),
+            ("label", labels_dir),
+            ("encode", encode_dir),
+        )
+    }
+    selected = len(sampled) + len(quarantined["sample"])
+    later = quarantined["label"] | quarantined["encode"]
+    return {
+        "selected": selected,
+        "in_shards": len(in_shards),
+        "quarantined": {stage: len(keys) for stage, keys in quarantined.items()},
+        "balanced": in_shards.isdisjoint(later) and sampled == in_shards | later,
+    }
+
+
+def format_summary(encode: dict[str, Any], accounting: dict[str, Any]) -> str:
+    """The human-readable end-of-pipeline summary."""
+    q = accounting["quarantined"]
+    lines = [
+        "dicepipe shards",
+        f"  shards  {len(encode['shards'])}  rows {encode['rows']}  bytes {encode['bytes']:,}",
+        "  tasks   " + "  ".join(f"{t} {n}" for t, n in encode["tasks"].items()),
+        "  sources " + "  ".join(f"{s} {n}" for s, n in encode.get("sources", {}).items()),
+        f"  items   selected {accounting['selected']} = {accounting['in_shards']} in shards"
+        f" + {sum(q.values())} quarantined (sample {q['sample']}, label {q['label']},"
+        f" encode {q['encode']})  {'OK' if accounting['balanced'] else 'MISMATCH'}",
+    ]
+    return "\n".join(lines)

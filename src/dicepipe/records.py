@@ -1,0 +1,57 @@
+"""Arrow schemas of every table the stages write, and the task vocabulary."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TASK_PROMPTS = {
+    "depth": "image2depth",
+    "normal": "image2normal",
+    "point_segmentation": "image2segmentation",
+    "entity_segmentation": "image2entity",
+    "semantic_segmentation": "image2semantic",
+    "pose": "image2pose",
+}
+
+# One row per sampled item: where it came from, its canonical image bytes, its annotations.
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),  # "<source>/<source_id>", unique across the corpus
+        ("source", pa.string()),
+        ("source_id", pa.string()),
+        ("unit", pa.string()),  # the input shard it was read from
+        ("origin", pa.string()),  # file path or URL, "tar_url::member" for tar members
+        ("image", pa.binary()),  # canonical bytes (see imageio.canonical_image_bytes)
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("annotations", pa.string()),  # JSON list; SA-1B masks stay COCO RLE here
+    ]
+)
+
+# One row per labelled item: raw labels at the image's resolution, little-endian float16.
+LABEL_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("teacher", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("focal_px", pa.float32()),
+        ("depth", pa.binary()),  # (H, W) float16 metric z-depth, NaN where unknown
+        ("normals", pa.binary()),  # (H, W, 3) float16 camera-frame unit normals, or null
+    ]
+)
+
+# Every item that does not reach an output row ends here, with the reason.
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),  # short stable code, e.g. "truncated", "missing_label"
+        ("message", pa.string()),
+    ]
+)
+
+
+def quarantine_row(key: str, stage: str, reason: str, message: str) -> dict[str, str]:
+    """A row of the quarantine table."""
+    return {"key": key, "stage": stage, "reason": reason, "message": message}

@@ -1,0 +1,96 @@
+"""Running stage units under Prefect: quiet offline environment, task runner, progress.
+
+Prefect is imported inside functions: `configure_environment` must run before its first import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dicepipe.params import RunnerParams
+
+CACHE_DIR = Path(".cache")
+
+# Offline and quiet defaults; an explicit value in the environment always wins.
+ENVIRONMENT_DEFAULTS = {
+    "HF_HUB_OFFLINE": "1",  # never reach the Hugging Face Hub: weights come from local folders
+    "HF_DATASETS_OFFLINE": "1",  # datasets must not look for remote scripts or data
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from the ephemeral server
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # 2 slow cores need longer
+    "PREFECT_LOGGING_LEVEL": "WARNING",  # stage summaries, not per-task chatter
+    "DVC_NO_ANALYTICS": "1",
+    "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations checks its version online at import
+}
+
+
+def configure_environment(cache_dir: Path | None = None) -> None:
+    """Set offline/quiet defaults and put Prefect's home and caches under the project cache."""
+    cache = (cache_dir or Path(os.environ.get("DICEPIPE_CACHE", CACHE_DIR))).resolve()
+    for name, value in ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("PREFECT_HOME", str(cache / "prefect"))
+    os.environ.setdefault("HF_HOME", str(cache / "huggingface"))
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache / "numba"))
+    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(cache / "dvc-site"))
+
+
+def make_task_runner(params: RunnerParams) -> Any:
+    """The Prefect task runner the params name: threads, or Dask (local cluster or address)."""
+    if params.kind == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=params.max_workers)
+    from prefect_dask import DaskTaskRunner
+
+    if params.dask_address:
+        return DaskTaskRunner(address=params.dask_address)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": params.max_workers,
+            "threads_per_worker": 1,
+            "dashboard_address": None,
+        },
+    )
+
+
+def run_tasks(
+    task: Any, units: Sequence[Any], *args: Any, label: str = "units"
+) -> list[dict[str, Any]]:
+    """Submit `task(unit, *args)` for every unit inside the running flow and gather manifests,
+    in plan order, with a Prefect progress artifact and a terminal progress bar."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from prefect.futures import as_completed
+    from tqdm import tqdm
+
+    futures = [task.submit(unit, *args) for unit in units]
+    if not futures:
+        return []
+    artifact = create_progress_artifact(0.0, description=f"{label} done")
+    with tqdm(total=len(futures), desc=label, unit="unit") as bar:
+        for done, _ in enumerate(as_completed(futures), start=1):
+            bar.update(1)
+            update_progress_artifact(artifact, 100.0 * done / len(futures))
+    return [future.result() for future in futures]
+
+
+def publish_summary(title: str, table: list[dict[str, Any]], markdown: str) -> None:
+    """Attach a counts table and a markdown summary to the running flow."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    key = title.lower().replace(" ", "-")
+    create_table_artifact(table, key=f"{key}-counts", description=title)
+    create_markdown_artifact(markdown, key=f"{key}-summary", description=title)
+
+
+def call_main(flow_call: Callable[[], Any]) -> int:
+    """Run a flow for a CLI entry point: exit status 0 on success, 1 with the error otherwise."""
+    try:
+        flow_call()
+    except Exception as error:  # noqa: BLE001 - report any failure as a non-zero exit
+        print(f"error: {type(error).__name__}: {error}")
+        return 1
+    return 0

@@ -1,0 +1,61 @@
+"""Deterministic, hash-based selection: the same items whatever order or engine reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+def stable_hash(seed: int, key: str) -> int:
+    """A 64-bit hash of (seed, key), identical on every machine and Python process."""
+    digest = hashlib.blake2b(f"{seed}\x1f{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def item_rng(seed: int, key: str, *salt: str) -> np.random.Generator:
+    """A generator seeded from (seed, key, salt): per-item randomness independent of order."""
+    return np.random.default_rng([stable_hash(seed, "\x1f".join((key, *salt)))])
+
+
+def bottom_k_items(items: Iterable[tuple[str, T]], k: int, seed: int) -> list[tuple[str, T]]:
+    """The k (key, payload) pairs whose keys have the smallest seeded hash, sorted by hash.
+
+    A streaming, order-free sample: memory is O(k) and the selected set does not depend on the
+    order the items arrive in, nor on whether they are read whole or in pieces whose bottom-k
+    are merged. A repeated key keeps its first payload.
+    """
+    if k <= 0:
+        return []
+    heap: list[tuple[int, str]] = []  # max-heap on hash via negation
+    payloads: dict[str, T] = {}
+    for key, payload in items:
+        if key in payloads:
+            continue
+        entry = (-stable_hash(seed, key), key)
+        if len(heap) < k:
+            heapq.heappush(heap, entry)
+            payloads[key] = payload
+        elif entry > heap[0]:
+            _, evicted = heapq.heapreplace(heap, entry)
+            del payloads[evicted]
+            payloads[key] = payload
+    ordered = sorted(heap, key=lambda e: (-e[0], e[1]))
+    return [(key, payloads[key]) for _, key in ordered]
+
+
+def bottom_k(keys: Iterable[str], k: int, seed: int) -> list[str]:
+    """The k keys with the smallest seeded hash (see `bottom_k_items`)."""
+    return [key for key, _ in bottom_k_items(((key, None) for key in keys), k, seed)]
+
+
+def shard_of(key: str, n_shards: int, seed: int = 0) -> int:
+    """The output shard of an item: a stable hash of its key modulo a fixed shard count."""
+    if n_shards < 1:
+        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
+    return stable_hash(seed, key) % n_shards

@@ -1,0 +1,78 @@
+"""Atomic file writes, content hashes and small Parquet helpers shared by every stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FINGERPRINT_KEY = b"dicepipe.fingerprint"
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call `write` on a temporary file beside `path`, then rename it into place.
+
+    A killed process leaves either the old file or none, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically, with sorted keys so equal data gives equal bytes."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def write_parquet(
+    path: str | Path, table: pa.Table, fingerprint: str | None = None, **options: Any
+) -> None:
+    """Write a Parquet file atomically; `fingerprint` goes in the schema metadata."""
+    if fingerprint is not None:
+        metadata = dict(table.schema.metadata or {})
+        metadata[FINGERPRINT_KEY] = fingerprint.encode()
+        table = table.replace_schema_metadata(metadata)
+    options.setdefault("compression", "zstd")
+    atomic_write(path, lambda handle: pq.write_table(table, handle, **options))
+
+
+def read_fingerprint(path: str | Path) -> str | None:
+    """The fingerprint stored by `write_parquet`, or None if the file is absent or unreadable."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = metadata.get(FINGERPRINT_KEY)
+    return value.decode() if value is not None else None
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def digest_of(*parts: Any) -> str:
+    """A short stable digest of JSON-serialisable parts (params, identities, versions)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

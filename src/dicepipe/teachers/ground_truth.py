@@ -1,0 +1,39 @@
+"""The exact-label teacher: depth and normals that synthetic sources ship beside their images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dicepipe.sources.common import ItemError
+from dicepipe.teachers.base import Label, TeacherInput
+
+
+class GroundTruthTeacher:
+    """Reads `<root>/<source>/<source_id>.npz` (depth, normals, focal_px) for each item."""
+
+    identity = "ground_truth:v1"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def label(self, batch: Sequence[TeacherInput]) -> list[Label]:
+        """Exact labels for every item; an item without a label file raises ItemError."""
+        return [self._label_one(item) for item in batch]
+
+    def _label_one(self, item: TeacherInput) -> Label:
+        path = self.root / item.source / f"{item.source_id}.npz"
+        if not path.exists():
+            raise ItemError("missing_label", f"no exact label at {path}")
+        with np.load(path, allow_pickle=False) as npz:
+            depth = npz["depth"].astype(np.float32)
+            normals = npz["normals"].astype(np.float32)
+            focal_px = float(npz["focal_px"])
+        if depth.shape != item.image.shape[:2] or normals.shape != item.image.shape:
+            raise ItemError(
+                "label_size_mismatch",
+                f"label {depth.shape} does not match image {item.image.shape[:2]} at {path}",
+            )
+        return Label(item.key, depth, focal_px, normals, self.identity)

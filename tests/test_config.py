@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from dicepipe.config import ConfigError, load_section, parse
+from dicepipe.params import EncodeParams, LabelParams, SampleParams, load_encode, load_sample
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_load():
+    sample = load_sample(REPO / "params.yaml")
+    assert sample.openimages.n > 0 and sample.sa1b.tars
+    encode = load_encode(REPO / "params.yaml")
+    assert encode.depth.quantiles == (0.02, 0.98)
+    assert isinstance(encode.colors.min_distance, float)
+
+
+def test_defaults_fill_missing_keys():
+    params = parse({"seed": 3}, EncodeParams, "encode")
+    assert params.seed == 3 and params.points.max == 5
+
+
+def test_unknown_key_names_section_key_and_allowed():
+    with pytest.raises(ConfigError) as error:
+        parse({"depth": {"spaec": "depth"}}, EncodeParams, "encode")
+    message = str(error.value)
+    assert "encode.depth" in message and "'spaec'" in message and "quantiles, space" in message
+
+
+def test_literal_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"encode.depth.space: 'log' is not allowed; choose one"):
+        parse({"depth": {"space": "log"}}, EncodeParams, "encode")
+
+
+def test_type_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"sample.openimages.n: expected int, got '12'"):
+        parse({"openimages": {"n": "12"}}, SampleParams, "sample")
+    with pytest.raises(ConfigError, match=r"sample.seed: expected int, got True"):
+        parse({"seed": True}, SampleParams, "sample")
+
+
+def test_bounds_and_cross_field_checks():
+    with pytest.raises(ConfigError, match=r"encode.points.max: 7 is above the maximum 5"):
+        parse({"points": {"max": 7}}, EncodeParams, "encode")
+    with pytest.raises(ConfigError, match=r"encode.points: points.min \(4\) must not exceed"):
+        parse({"points": {"min": 4, "max": 2}}, EncodeParams, "encode")
+    with pytest.raises(ConfigError, match=r"encode.depth: depth.quantiles must satisfy"):
+        parse({"depth": {"quantiles": [0.9, 0.1]}}, EncodeParams, "encode")
+    with pytest.raises(ConfigError, match=r"expected 2 values, got 3"):
+        parse({"depth": {"quantiles": [0.1, 0.5, 0.9]}}, EncodeParams, "encode")
+
+
+def test_tuple_items_and_task_names_are_checked():
+    with pytest.raises(ConfigError, match=r"encode.tasks\[1\]: 'segmentation' is not allowed"):
+        parse({"tasks": ["depth", "segmentation"]}, EncodeParams, "encode")
+    with pytest.raises(ConfigError, match=r"label.sources: expected a list"):
+        parse({"sources": "openimages"}, LabelParams, "label")
+
+
+def test_missing_section_and_non_mapping(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("sample: {}\n")
+    with pytest.raises(ConfigError, match="section 'label' is missing"):
+        load_section(path, "label", LabelParams)
+    path.write_text("label: [1, 2]\n")
+    with pytest.raises(ConfigError, match="label: expected a mapping, got list"):
+        load_section(path, "label", LabelParams)
+
+
+def test_params_are_frozen():
+    params = parse({}, SampleParams, "sample")
+    with pytest.raises(AttributeError):
+        params.seed = 1  # type: ignore[misc]

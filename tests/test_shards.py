@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from dicepipe.imageio import encode_jpeg, encode_png
+from dicepipe.shards import (
+    image_cell,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+    write_shard,
+)
+
+
+def _rows(n: int = 3) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        image = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+        target = np.repeat(np.arange(16, dtype=np.uint8)[None, :, None] * 16, 12, 0).repeat(3, 2)
+        for task in ("normal", "depth"):
+            rows.append(
+                {
+                    "key": f"openimages/{i:04d}",
+                    "task": task,
+                    "prompt": f"image2{task}",
+                    "image": image_cell(encode_jpeg(image)),
+                    "target": image_cell(encode_png(target)),
+                    "points": [[0.25, 0.5]] if i == 0 else [],
+                    "source": "openimages",
+                    "source_id": f"{i:04d}",
+                    "width": 16,
+                    "height": 12,
+                    "teacher": "ground_truth:v1",
+                    "meta": json.dumps({"i": i}),
+                }
+            )
+    return rows
+
+
+def test_shard_round_trip_through_datasets(tmp_path):
+    import datasets
+
+    rows = _rows()
+    entry = write_shard(tmp_path / "shard.parquet", rows)
+    assert entry["rows"] == 6 and entry["tasks"] == {"depth": 3, "normal": 3}
+    loaded = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "shard.parquet"), split="train"
+    )
+    first = loaded[0]
+    assert first["key"] == "openimages/0000" and first["task"] == "depth"  # sorted by key, task
+    assert first["image"].size == (16, 12) and first["target"].mode == "RGB"
+    target = np.asarray(first["target"])
+    assert np.array_equal(target[0, :, 0], np.arange(16, dtype=np.uint8) * 16)
+    assert first["points"] == [[0.25, 0.5]]
+
+
+def test_image_columns_are_stored_uncompressed_and_the_rest_zstd(tmp_path):
+    write_shard(tmp_path / "s.parquet", _rows())
+    group = pq.read_metadata(tmp_path / "s.parquet").row_group(0)
+    codecs = {
+        group.column(i).path_in_schema: group.column(i).compression
+        for i in range(group.num_columns)
+    }
+    assert codecs["image.bytes"] == "UNCOMPRESSED" and codecs["target.bytes"] == "UNCOMPRESSED"
+    assert codecs["meta"] == "ZSTD" and codecs["key"] == "ZSTD"
+
+
+def test_same_rows_give_same_bytes_in_any_order(tmp_path):
+    rows = _rows()
+    a = write_shard(tmp_path / "a.parquet", rows)
+    b = write_shard(tmp_path / "b.parquet", list(reversed(rows)))
+    assert a["sha256"] == b["sha256"]
+
+
+def test_manifest_lists_and_verifies_shards(tmp_path):
+    entry = write_shard(tmp_path / "x.parquet", _rows())
+    manifest = write_manifest(tmp_path, [entry], sources={"openimages": 6})
+    assert read_manifest(tmp_path) == manifest
+    assert manifest["rows"] == 6 and manifest["tasks"] == {"depth": 3, "normal": 3}
+    assert verify_manifest(tmp_path) == []
+    with open(tmp_path / "x.parquet", "ab") as handle:
+        handle.write(b"tamper")
+    assert verify_manifest(tmp_path) == ["x.parquet: sha256 differs from the manifest"]
+    (tmp_path / "x.parquet").unlink()
+    assert verify_manifest(tmp_path) == ["x.parquet: missing"]
+
+
+def test_bad_rows_are_refused(tmp_path):
+    rows = _rows(1)
+    rows[0]["width"] = "sixteen"
+    with pytest.raises(Exception, match="int"):
+        write_shard(tmp_path / "bad.parquet", rows)
+    assert not (tmp_path / "bad.parquet").exists()

@@ -1,0 +1,45 @@
+import pyarrow as pa
+import pytest
+
+from dicepipe.storage import (
+    atomic_write,
+    digest_of,
+    read_fingerprint,
+    sha256_file,
+    write_json,
+    write_parquet,
+)
+
+
+def test_atomic_write_leaves_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / "out.bin"
+    atomic_write(path, lambda h: h.write(b"old"))
+
+    def broken(handle):
+        handle.write(b"partial")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, broken)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
+
+
+def test_json_is_byte_stable(tmp_path):
+    write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
+    write_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})
+    assert sha256_file(tmp_path / "a.json") == sha256_file(tmp_path / "b.json")
+
+
+def test_parquet_fingerprint_round_trip(tmp_path):
+    table = pa.table({"x": [1, 2]})
+    write_parquet(tmp_path / "t.parquet", table, fingerprint="abc")
+    assert read_fingerprint(tmp_path / "t.parquet") == "abc"
+    assert read_fingerprint(tmp_path / "missing.parquet") is None
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    assert read_fingerprint(tmp_path / "junk.parquet") is None
+
+
+def test_digest_is_order_free_for_mappings():
+    assert digest_of({"a": 1, "b": 2}) == digest_of({"b": 2, "a": 1})
+    assert digest_of({"a": 1}) != digest_of({"a": 2})
