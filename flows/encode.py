@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 
 from dicepipe.runtime import configure_environment
@@ -19,7 +18,7 @@ from dicepipe.pipeline import encode  # noqa: E402
 from dicepipe.pipeline.summary import format_summary, item_accounting, reasons  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
 from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
-from dicepipe.shards import write_manifest  # noqa: E402
+from dicepipe.shards import rows_per_source, write_manifest  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 
 
@@ -36,22 +35,22 @@ def encode_flow(
     params_path: str = "params.yaml",
     samples: str = "data/work/samples",
     labels: str = "data/work/labels",
+    composites: str = "data/work/composites",
     shards: str = "data/shards",
     work: str = "data/work/encode",
 ) -> dict:
     """Encode every sampled unit into training shards and write the manifest and summary."""
     params = load_encode(params_path)
-    samples_dir, labels_dir, shards_dir, work_dir = map(Path, (samples, labels, shards, work))
-    paths = encode.plan(samples_dir)
+    samples_dir, labels_dir, composites_dir = Path(samples), Path(labels), Path(composites)
+    shards_dir, work_dir = Path(shards), Path(work)
+    paths = encode.plan(samples_dir, composites_dir)
     entries = run_tasks(
         encode_unit, paths, labels_dir, params, shards_dir, work_dir, label="encode"
     )
     for folder in (shards_dir, work_dir):
         remove_stale(folder, [p.stem for p in paths])
-    sources = Counter()
-    for entry in entries:
-        sources[entry["path"].split("-", 1)[0]] += entry["rows"]
-    accounting = item_accounting(samples_dir, labels_dir, work_dir, shards_dir)
+    sources = rows_per_source(shards_dir)
+    accounting = item_accounting(samples_dir, labels_dir, composites_dir, work_dir, shards_dir)
     manifest = write_manifest(
         shards_dir,
         [{k: v for k, v in e.items() if k != "quarantined"} for e in entries],
@@ -73,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--samples", default="data/work/samples")
     parser.add_argument("--labels", default="data/work/labels")
+    parser.add_argument("--composites", default="data/work/composites")
     parser.add_argument("--shards", default="data/shards")
     parser.add_argument("--work", default="data/work/encode")
     args = parser.parse_args(argv)
     runner = make_task_runner(load_encode(args.params).runner)
     flow_call = encode_flow.with_options(task_runner=runner)
     return call_main(
-        lambda: flow_call(args.params, args.samples, args.labels, args.shards, args.work)
+        lambda: flow_call(
+            args.params, args.samples, args.labels, args.composites, args.shards, args.work
+        )
     )
 
 

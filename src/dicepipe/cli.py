@@ -8,9 +8,12 @@ from pathlib import Path
 
 
 def _make_sample(args: argparse.Namespace) -> int:
+    from dicepipe.sources.matting_synthetic import write_matting_corpus
     from dicepipe.sources.sample_corpus import write_sample_corpus
 
     summary = write_sample_corpus(Path(args.out), seed=args.seed)
+    matting = write_matting_corpus(Path(args.out) / "matting", seed=args.seed)
+    summary["matting"] = {"items": len(matting["items"]), "bad": matting["bad"]}
     for name, value in summary.items():
         print(f"{name}: {value}")
     return 0

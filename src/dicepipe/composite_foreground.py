@@ -8,10 +8,11 @@ recovers the pure foreground colour F from the photo and its alpha.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
+
+from dicepipe.storage import atomic_write
 
 # Bump when the estimator or its settings change: it is part of every cache key.
 ESTIMATOR_VERSION = "pymatting-ml-v1"
@@ -60,13 +61,6 @@ def _read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def cached_foreground(
     cache_dir: Path,
     image_bytes: bytes,
@@ -90,5 +84,5 @@ def cached_foreground(
     ok, png = cv2.imencode(".png", np.ascontiguousarray(fg[..., ::-1]))
     if not ok:
         raise RuntimeError(f"could not encode the foreground cache entry {path}")
-    _write_atomic(path, png.tobytes())
+    atomic_write(path, lambda handle: handle.write(png.tobytes()))
     return fg

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from dicepipe.composite import CompositeParams
 from dicepipe.config import bounded, load_section
 
 Runner = Literal["threads", "dask"]
@@ -84,6 +85,29 @@ class LabelParams:
 
 
 @dataclass(frozen=True)
+class MattingRoots:
+    """Roots (folders or fsspec URLs) of the three matting datasets; empty = not used."""
+
+    p3m: str = ""  # P3M-10k: train/blurred_image/*.jpg + train/mask/*.png
+    am2k: str = ""  # AM-2k: train/original/*.jpg + train/mask/*.png
+    aim500: str = ""  # AIM-500: original/*.jpg + mask/*.png
+
+
+@dataclass(frozen=True)
+class CompositeStageParams:
+    """`composite` stage: hair-matting composites for point-prompted segmentation."""
+
+    seed: int = 0
+    count: int = bounded(0, lo=0)  # composites to make (paper: 200000)
+    per_unit: int = bounded(1000, lo=1)  # composites per work unit
+    foregrounds: MattingRoots = field(default_factory=MattingRoots)
+    backgrounds: str = "pool"  # "pool" (sampled images) or a glob/URL of background images
+    background_sources: tuple[str, ...] = ("openimages", "sa1b")  # the pool's sources
+    geometry: CompositeParams = field(default_factory=CompositeParams)
+    runner: RunnerParams = field(default_factory=RunnerParams)
+
+
+@dataclass(frozen=True)
 class DepthTargetParams:
     """How metric depth becomes an RGB target."""
 
@@ -148,6 +172,11 @@ def load_sample(path: str | Path = "params.yaml") -> SampleParams:
 def load_label(path: str | Path = "params.yaml") -> LabelParams:
     """The validated `label` section."""
     return load_section(path, "label", LabelParams)
+
+
+def load_composite(path: str | Path = "params.yaml") -> CompositeStageParams:
+    """The validated `composite` section."""
+    return load_section(path, "composite", CompositeStageParams)
 
 
 def load_encode(path: str | Path = "params.yaml") -> EncodeParams:

@@ -41,6 +41,24 @@ LABEL_SCHEMA = pa.schema(
     ]
 )
 
+# One row per hair-matting composite: the pasted image and its point-segmentation labels.
+COMPOSITE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),  # "composite/<index>"
+        ("source", pa.string()),  # the foreground's dataset: p3m, am2k or aim500
+        ("source_id", pa.string()),  # the composite index, zero-padded
+        ("unit", pa.string()),
+        ("origin", pa.string()),  # "<foreground key> on <background key or path>"
+        ("image", pa.binary()),  # PNG
+        ("alpha", pa.binary()),  # PNG, round(alpha * 255)
+        ("target", pa.binary()),  # PNG, white where alpha > mask_threshold
+        ("points", pa.list_(pa.list_(pa.float32()))),  # normalised (x, y) inside alpha > 0.5
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("meta", pa.string()),  # JSON: placement, background jitter, foreground key
+    ]
+)
+
 # Every item that does not reach an output row ends here, with the reason.
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -38,7 +38,14 @@ def configure_environment(cache_dir: Path | None = None) -> None:
 
 
 def make_task_runner(params: RunnerParams) -> Any:
-    """The Prefect task runner the params name: threads, or Dask (local cluster or address)."""
+    """The Prefect task runner the params name: threads, or Dask (local cluster or address).
+
+    With a LocalCluster and no `PREFECT_API_URL`, this process's ephemeral Prefect API is
+    started first and its URL exported, so the worker processes (which inherit the
+    environment) report to it. Otherwise every worker starts an ephemeral server of its own
+    on the same SQLite file: slow (seconds each) and racy. Workers of an existing cluster
+    (`dask_address`) need `PREFECT_API_URL` of a `prefect server start` they can reach.
+    """
     if params.kind == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -47,6 +54,7 @@ def make_task_runner(params: RunnerParams) -> Any:
 
     if params.dask_address:
         return DaskTaskRunner(address=params.dask_address)
+    share_ephemeral_api()
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={
@@ -55,6 +63,22 @@ def make_task_runner(params: RunnerParams) -> Any:
             "dashboard_address": None,
         },
     )
+
+
+def share_ephemeral_api() -> str:
+    """Start the ephemeral Prefect API of this process (if no API is configured) and export
+    its URL to child processes; the URL in use."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if not url:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start()
+        url = server.api_url
+        os.environ["PREFECT_API_URL"] = url
+    return url
 
 
 def run_tasks(

@@ -84,6 +84,14 @@ def shard_entry(path: str | Path) -> dict[str, Any]:
     }
 
 
+def rows_per_source(shards_dir: str | Path) -> dict[str, int]:
+    """Rows of every shard in a folder, counted by the `source` column."""
+    counts: Counter[str] = Counter()
+    for path in sorted(Path(shards_dir).glob("*.parquet")):
+        counts.update(pq.read_table(path, columns=["source"])["source"].to_pylist())
+    return dict(sorted(counts.items()))
+
+
 def write_manifest(shards_dir: str | Path, entries: Sequence[dict[str, Any]], **extra: Any) -> dict:
     """Write `manifest.json`: every shard with sha256, rows, bytes, per-task counts, totals."""
     shards = sorted(entries, key=lambda e: e["path"])

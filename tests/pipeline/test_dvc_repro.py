@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -67,6 +68,25 @@ def test_every_selected_item_is_accounted_for(project):
     assert sample["reasons"].get("truncated", 0) >= 1
 
 
+def test_composites_land_in_the_shards_with_points_on_their_mask(project):
+    import numpy as np
+
+    from dicepipe.imageio import decode_image
+
+    summary = json.loads((project / "data/work/composites/summary.json").read_text())
+    assert summary["rows"] == summary["count"] > 0 and summary["balanced"]
+    assert summary["foregrounds"]["reasons"] == {"missing_alpha": 1, "size_mismatch": 1}
+    assert (project / "data/work/composites/preview.png").stat().st_size > 10_000
+    shard = pq.read_table(project / "data/shards/composite-000000.parquet").to_pylist()
+    assert {row["source"] for row in shard} <= {"p3m", "am2k", "aim500"}
+    for row in shard:
+        target = decode_image(row["target"]["bytes"]).rgb
+        assert row["task"] == "point_segmentation" and 1 <= len(row["points"]) <= 5
+        for x, y in row["points"]:
+            assert target[int(y * row["height"]), int(x * row["width"])].tolist() == [255] * 3
+        assert np.isin(target, (0, 255)).all()
+
+
 def test_second_repro_has_nothing_to_do(project):
     output = _run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage" not in output
@@ -82,6 +102,7 @@ def test_changing_an_encode_param_reruns_only_encode(project):
     }
     output = _run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage 'encode'" in output
-    assert "Running stage 'label'" not in output and "Running stage 'sample'" not in output
+    for upstream in ("sample", "label", "composite"):
+        assert f"Running stage '{upstream}'" not in output
     after = {p.name: p.stat().st_mtime_ns for p in (project / "data/work/labels").glob("*.parquet")}
     assert before == after

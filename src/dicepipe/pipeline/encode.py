@@ -1,7 +1,8 @@
-"""The `encode` stage: sampled items + raw labels -> RGB targets -> Parquet training shards."""
+"""The `encode` stage: sampled items + raw labels (and composites) -> Parquet training shards."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 
 from dicepipe import __version__
 from dicepipe.params import EncodeParams
-from dicepipe.pipeline.examples import examples_for_item
+from dicepipe.pipeline.examples import composite_example, examples_for_item
 from dicepipe.pipeline.label import decode_label_arrays
 from dicepipe.pipeline.units import error_path
 from dicepipe.records import QUARANTINE_SCHEMA, quarantine_row
@@ -20,45 +21,58 @@ from dicepipe.sources.common import ItemError
 from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
 
 STAGE = "encode"
+Built = tuple[list[dict[str, Any]], list[dict[str, str]]]
 
 
-def plan(samples_dir: Path) -> list[Path]:
-    """Every sample unit file; each becomes one shard of the same name."""
-    return sorted(samples_dir.glob("*.parquet"))
+def plan(*input_dirs: Path) -> list[Path]:
+    """Every unit file of the input folders (samples, composites); each becomes one shard."""
+    return sorted(path for folder in input_dirs for path in folder.glob("*.parquet"))
 
 
 def run_unit(
-    sample_path: Path, labels_dir: Path, params: EncodeParams, shards_dir: Path, work_dir: Path
+    unit_path: Path, labels_dir: Path, params: EncodeParams, shards_dir: Path, work_dir: Path
 ) -> dict[str, Any]:
-    """Encode one sample unit into `<shards_dir>/<unit>.parquet` (+ quarantine rows).
+    """Encode one sample or composite unit into `<shards_dir>/<unit>.parquet` (+ quarantine).
 
-    The fingerprint covers the inputs' content, the encode params and the code version, so an
-    unchanged unit is not rewritten and its bytes stay identical.
+    The fingerprint covers the inputs' content, the encode params and the code version: an
+    unchanged unit is not rewritten, and re-encoding the same inputs gives the same bytes.
     """
-    unit = sample_path.stem
+    unit = unit_path.stem
     label_path = labels_dir / f"{unit}.parquet"
-    inputs = [sha256_file(sample_path)]
-    if label_path.exists():
-        inputs.append(sha256_file(label_path))
-    fingerprint = digest_of(STAGE, unit, inputs, asdict(params), __version__)
+    inputs = [unit_path] + ([label_path] if label_path.exists() else [])
+    if unit.startswith("composite-"):
+        return _write(unit, inputs, params, shards_dir, work_dir, lambda: _composites(unit_path))
+    build = lambda: _items(unit_path, label_path, params)  # noqa: E731
+    return _write(unit, inputs, params, shards_dir, work_dir, build)
+
+
+def _write(
+    unit: str,
+    inputs: list[Path],
+    params: EncodeParams,
+    shards_dir: Path,
+    work_dir: Path,
+    build: Callable[[], Built],
+) -> dict[str, Any]:
+    fingerprint = digest_of(
+        STAGE, unit, [sha256_file(p) for p in inputs], asdict(params), __version__
+    )
     shard_path = shards_dir / f"{unit}.parquet"
     errors_file = error_path(work_dir, unit)
-    if read_fingerprint(errors_file) != fingerprint or not shard_path.exists():
-        rows, errors = _encode_unit(sample_path, label_path, params)
-        error_rows = sorted(errors, key=lambda r: r["key"])
-        write_parquet(
-            errors_file, pa.Table.from_pylist(error_rows, schema=QUARANTINE_SCHEMA), fingerprint
-        )
-        entry = write_shard(shard_path, rows)
-    else:
+    if read_fingerprint(errors_file) == fingerprint and shard_path.exists():
         entry = shard_entry(shard_path)
+    else:
+        rows, errors = build()
+        table = pa.Table.from_pylist(
+            sorted(errors, key=lambda r: r["key"]), schema=QUARANTINE_SCHEMA
+        )
+        write_parquet(errors_file, table, fingerprint)
+        entry = write_shard(shard_path, rows)
     entry["quarantined"] = pq.read_metadata(errors_file).num_rows
     return entry
 
 
-def _encode_unit(
-    sample_path: Path, label_path: Path, params: EncodeParams
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
     labels = _read_labels(label_path)
     rows, errors = [], []
     for item in pq.read_table(sample_path).to_pylist():
@@ -70,6 +84,10 @@ def _encode_unit(
         except ItemError as error:
             errors.append(quarantine_row(item["key"], STAGE, error.reason, error.message))
     return rows, errors
+
+
+def _composites(composite_path: Path) -> Built:
+    return [composite_example(row) for row in pq.read_table(composite_path).to_pylist()], []
 
 
 def _read_labels(label_path: Path) -> dict[str, dict[str, Any]]:

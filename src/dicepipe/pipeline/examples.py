@@ -70,16 +70,29 @@ def examples_for_item(
         targets.append(("pose", _pose_target(keypoints, item), ANNOTATION_TEACHER))
     if not targets:
         raise ItemError("no_target", f"none of the tasks {list(tasks)} applies to this item")
-    return [_row(item, task, *built, teacher) for task, built, teacher in targets]
+    return [
+        _row(item, task, encode_png(target), points, meta, teacher)
+        for task, (target, points, meta), teacher in targets
+    ]
 
 
-def _row(item: dict, task: str, target: np.ndarray, points: list, meta: dict, teacher: str) -> dict:
+COMPOSITE_TEACHER = "composite"
+
+
+def composite_example(composite: dict[str, Any]) -> dict[str, Any]:
+    """The point-segmentation training row of a hair-matting composite (target made upstream)."""
+    meta = json.loads(composite["meta"])
+    task = "point_segmentation"
+    return _row(composite, task, composite["target"], composite["points"], meta, COMPOSITE_TEACHER)
+
+
+def _row(item: dict, task: str, target_png: bytes, points: list, meta: dict, teacher: str) -> dict:
     return {
         "key": item["key"],
         "task": task,
         "prompt": TASK_PROMPTS[task],
         "image": image_cell(item["image"]),
-        "target": image_cell(encode_png(target)),
+        "target": image_cell(target_png),
         "points": points,
         "source": item["source"],
         "source_id": item["source_id"],

@@ -1,25 +1,44 @@
-"""The `sample` stage: pick items from every source and materialise them per input shard."""
+"""The `sample` stage: pick items from every source and materialise them per input shard.
+
+Per unit `<out>/<unit>.parquet` holds the rows (streamed in batches, so memory does not grow
+with the unit), `<out>/errors/<unit>.parquet` the quarantined items and
+`<out>/notes/<unit>.parquet` the annotations dropped from rows (key, annotation_id, reason).
+All three carry the unit's fingerprint; the rows file is renamed into place last, so its
+presence with the right fingerprint marks the unit done.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dicepipe import __version__
 from dicepipe.params import SampleParams
-from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
-from dicepipe.records import SAMPLE_SCHEMA
+from dicepipe.pipeline.units import ERRORS_DIR, error_path, is_done, unit_manifest
+from dicepipe.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
 from dicepipe.sources import coco, openimages, sa1b
-from dicepipe.sources.common import Unit
-from dicepipe.storage import digest_of
+from dicepipe.sources.common import Outcome, Unit
+from dicepipe.storage import (
+    FINGERPRINT_KEY,
+    atomic_write,
+    digest_of,
+    read_fingerprint,
+    write_parquet,
+)
 
 STAGE = "sample"
-READERS: dict[str, Callable[[Unit, int], tuple[list[dict], list]]] = {
-    openimages.SOURCE: openimages.read_unit,
-    sa1b.SOURCE: sa1b.read_unit,
-    coco.SOURCE: coco.read_unit,
-}
+NOTES_DIR = "notes"
+NOTES_SCHEMA = pa.schema(
+    [("key", pa.string()), ("annotation_id", pa.int64()), ("reason", pa.string())]
+)
+SOURCES: dict[str, ModuleType] = {m.SOURCE: m for m in (openimages, sa1b, coco)}
+BATCH_BYTES = 64 << 20  # image bytes per row group: bounds memory whatever the unit's size
 
 
 def plan(params: SampleParams) -> list[Unit]:
@@ -31,14 +50,110 @@ def plan(params: SampleParams) -> list[Unit]:
     )
 
 
+def unit_fingerprint(unit: Unit, params: SampleParams) -> str:
+    """What a unit's output depends on: the unit (input shard and selected items), the limits,
+    the seed, the source's read settings and the code version."""
+    section = getattr(params, unit.source)
+    settings = {name: getattr(section, name) for name in SOURCES[unit.source].READ_FIELDS}
+    return digest_of(STAGE, unit, params.max_pixels, params.seed, settings, __version__)
+
+
+def read_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
+    """Stream the outcome of every selected item of one unit."""
+    return SOURCES[unit.source].iter_unit(unit, params)
+
+
+def notes_path(out_dir: Path, unit: str) -> Path:
+    """Where a unit's dropped-annotation notes live."""
+    return out_dir / NOTES_DIR / f"{unit}.parquet"
+
+
 def run_unit(unit: Unit, params: SampleParams, out_dir: Path) -> dict[str, Any]:
     """Read one unit's selected items into `<out_dir>/<unit>.parquet`, quarantining failures.
 
-    A unit already written with the same fingerprint (unit, limits, code version) is skipped,
-    so a re-run after a kill redoes only the missing units.
+    A unit already written with the same fingerprint is skipped, so a re-run after a kill
+    redoes only the units that are missing or stale. Returns a small manifest.
     """
-    fingerprint = digest_of(STAGE, unit, params.max_pixels, __version__)
-    if not is_done(out_dir, unit.name, fingerprint):
-        rows, errors = READERS[unit.source](unit, params.max_pixels)
-        write_unit(out_dir, unit.name, rows, SAMPLE_SCHEMA, errors, STAGE, fingerprint)
-    return {**unit_manifest(out_dir, unit.name), "source": unit.source, "items": len(unit.items)}
+    fingerprint = unit_fingerprint(unit, params)
+    done = is_done(out_dir, unit.name, fingerprint)
+    if not done or read_fingerprint(notes_path(out_dir, unit.name)) != fingerprint:
+        remove_leftovers(out_dir, unit.name)
+        write_outcomes(out_dir, unit.name, read_unit(unit, params), fingerprint)
+    return {
+        **unit_manifest(out_dir, unit.name),
+        "source": unit.source,
+        "items": len(unit.items),
+        "dropped_annotations": note_counts(out_dir, unit.name),
+    }
+
+
+def write_outcomes(out_dir: Path, unit: str, outcomes: Iterable[Outcome], fingerprint: str) -> None:
+    """Stream rows into the unit's Parquet in row groups of about BATCH_BYTES, then write the
+    quarantine and notes tables, then rename the rows file into place (all atomic)."""
+    errors: list[dict[str, str]] = []
+    notes: list[dict[str, Any]] = []
+    schema = SAMPLE_SCHEMA.with_metadata({FINGERPRINT_KEY: fingerprint.encode()})
+
+    def write(handle: BinaryIO) -> None:
+        with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+            for batch in _row_batches(outcomes, errors, notes):
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+        errors.sort(key=lambda r: r["key"])
+        notes.sort(key=lambda r: (r["key"], r["annotation_id"], r["reason"]))
+        quarantine = pa.Table.from_pylist(errors, schema=QUARANTINE_SCHEMA)
+        write_parquet(error_path(out_dir, unit), quarantine, fingerprint)
+        write_parquet(
+            notes_path(out_dir, unit), pa.Table.from_pylist(notes, schema=NOTES_SCHEMA), fingerprint
+        )
+
+    atomic_write(out_dir / f"{unit}.parquet", write)
+
+
+def _row_batches(
+    outcomes: Iterable[Outcome], errors: list[dict[str, str]], notes: list[dict[str, Any]]
+) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for outcome in outcomes:
+        if outcome.error is not None:
+            error = outcome.error
+            errors.append(quarantine_row(outcome.key, STAGE, error.reason, error.message))
+            continue
+        batch.append(outcome.row)
+        notes.extend(outcome.notes)
+        size += len(outcome.row["image"])
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def remove_leftovers(out_dir: Path, unit: str) -> list[Path]:
+    """Delete the temporary files a killed write of this unit left behind (a SIGKILL gives
+    `atomic_write` no chance to clean up); the paths removed."""
+    folders = (out_dir, out_dir / ERRORS_DIR, out_dir / NOTES_DIR)
+    leftovers = [p for folder in folders for p in sorted(folder.glob(f".{unit}.parquet.*.tmp"))]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
+def note_counts(out_dir: Path, unit: str) -> dict[str, int]:
+    """Dropped annotations of a finished unit, counted by reason."""
+    path = notes_path(out_dir, unit)
+    if not path.exists():
+        return {}
+    reasons = pq.read_table(path, columns=["reason"])["reason"].to_pylist()
+    return dict(sorted(Counter(reasons).items()))
+
+
+def remove_stale_notes(out_dir: Path, units: Iterable[str]) -> list[str]:
+    """Delete notes of units an earlier plan had and this one does not (the flow's
+    `remove_stale` covers the rows and errors folders); their names."""
+    keep = {f"{u}.parquet" for u in units}
+    folder = out_dir / NOTES_DIR
+    stale = [p for p in sorted(folder.glob("*.parquet")) if p.name not in keep]
+    for path in stale:
+        path.unlink()
+    return [str(p.relative_to(out_dir)) for p in stale]

@@ -14,7 +14,15 @@ from dicepipe.pipeline.units import read_quarantine
 
 def reasons(out_dir: Path) -> dict[str, int]:
     """Quarantined rows of a stage folder, counted by reason."""
-    table = read_quarantine(out_dir)
+    return _count_reasons(read_quarantine(out_dir))
+
+
+def reasons_of(path: Path) -> dict[str, int]:
+    """Rows of one quarantine file, counted by reason."""
+    return _count_reasons(pq.read_table(path)) if path.exists() else {}
+
+
+def _count_reasons(table: Any) -> dict[str, int]:
     return dict(sorted(Counter(table["reason"].to_pylist()).items()))
 
 
@@ -47,35 +55,35 @@ def unit_totals(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str,
     }
 
 
+def _keys(folder: Path) -> set[str]:
+    return {
+        key
+        for path in sorted(folder.glob("*.parquet"))
+        for key in pq.read_table(path, columns=["key"])["key"].to_pylist()
+    }
+
+
 def item_accounting(
-    samples_dir: Path, labels_dir: Path, encode_dir: Path, shards_dir: Path
-) -> dict:
-    """Where every selected item ended: in the shards or in exactly one quarantine table."""
-    sampled = {
-        k
-        for p in sorted(samples_dir.glob("*.parquet"))
-        for k in pq.read_table(p, columns=["key"])["key"].to_pylist()
-    }
-    in_shards = {
-        k
-        for p in sorted(shards_dir.glob("*.parquet"))
-        for k in pq.read_table(p, columns=["key"])["key"].to_pylist()
-    }
+    samples_dir: Path, labels_dir: Path, composites_dir: Path, encode_dir: Path, shards_dir: Path
+) -> dict[str, Any]:
+    """Where every selected item (and every composite) ended: the shards or one quarantine."""
+    produced = _keys(samples_dir) | _keys(composites_dir)
+    stages = (
+        ("sample", samples_dir),
+        ("label", labels_dir),
+        ("composite", composites_dir),
+        ("encode", encode_dir),
+    )
     quarantined = {
-        stage: set(read_quarantine(folder)["key"].to_pylist())
-        for stage, folder in (
-            ("sample", samples_dir),
-            ("label", labels_dir),
-            ("encode", encode_dir),
-        )
+        stage: set(read_quarantine(folder)["key"].to_pylist()) for stage, folder in stages
     }
-    selected = len(sampled) + len(quarantined["sample"])
+    in_shards = _keys(shards_dir)
     later = quarantined["label"] | quarantined["encode"]
     return {
-        "selected": selected,
+        "selected": len(produced) + len(quarantined["sample"]) + len(quarantined["composite"]),
         "in_shards": len(in_shards),
         "quarantined": {stage: len(keys) for stage, keys in quarantined.items()},
-        "balanced": in_shards.isdisjoint(later) and sampled == in_shards | later,
+        "balanced": in_shards.isdisjoint(later) and produced == in_shards | later,
     }
 
 
@@ -86,9 +94,10 @@ def format_summary(encode: dict[str, Any], accounting: dict[str, Any]) -> str:
         "dicepipe shards",
         f"  shards  {len(encode['shards'])}  rows {encode['rows']}  bytes {encode['bytes']:,}",
         "  tasks   " + "  ".join(f"{t} {n}" for t, n in encode["tasks"].items()),
-        "  sources " + "  ".join(f"{s} {n}" for s, n in encode.get("sources", {}).items()),
+        "  rows per source " + "  ".join(f"{s} {n}" for s, n in encode.get("sources", {}).items()),
         f"  items   selected {accounting['selected']} = {accounting['in_shards']} in shards"
-        f" + {sum(q.values())} quarantined (sample {q['sample']}, label {q['label']},"
-        f" encode {q['encode']})  {'OK' if accounting['balanced'] else 'MISMATCH'}",
+        f" + {sum(q.values())} quarantined ("
+        + ", ".join(f"{stage} {count}" for stage, count in q.items())
+        + f")  {'OK' if accounting['balanced'] else 'MISMATCH'}",
     ]
     return "\n".join(lines)

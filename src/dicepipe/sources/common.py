@@ -91,6 +91,11 @@ def read_bytes(url: str) -> bytes:
         raise ItemError("unreadable_file", f"{url}: {error}") from None
 
 
+def unit_name(source: str, *parts: str) -> str:
+    """A file-name-safe unit name `<source>-<part>-...` (odd characters become `_`)."""
+    return "-".join(re.sub(r"[^A-Za-z0-9_.-]", "_", p) for p in (source, *parts))
+
+
 def join_url(root: str, name: str) -> str:
     """Join a folder path or URL with a file name."""
     return f"{root.rstrip('/')}/{name}"
@@ -145,6 +150,8 @@ def _canonical(data: bytes, max_pixels: int) -> tuple[bytes, np.ndarray]:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         # Pillow's own bomb check fires in Image.open, before the max_pixels check.
         raise ItemError("too_many_pixels", str(error)) from None
+    except (OSError, EOFError) as error:  # Pillow reading past the end of cut headers
+        raise ItemError("truncated", f"{type(error).__name__}: {error}") from None
     except Exception as error:  # noqa: BLE001 - a decoder failing on untrusted bytes
         raise ItemError("undecodable", f"{type(error).__name__}: {error}") from None
     return image_bytes, decoded.rgb

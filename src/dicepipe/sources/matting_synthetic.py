@@ -60,19 +60,22 @@ def render_hair_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
 
     cx, cy = size * (0.5 + rng.uniform(-0.05, 0.05)), size * rng.uniform(0.42, 0.48)
     ax, ay = size * rng.uniform(0.17, 0.21), size * rng.uniform(0.22, 0.26)
-    body = np.maximum.reduce([
-        _soft_ellipse(size, (cx, cy), (ax, ay)),
-        _soft_ellipse(size, (cx, cy + ay), (ax * 0.5, ay * 0.6)),  # neck
-        _soft_ellipse(size, (size * 0.5, size * 1.08), (size * 0.42, size * 0.36)),
-    ])
+    body = np.maximum.reduce(
+        [
+            _soft_ellipse(size, (cx, cy), (ax, ay)),
+            _soft_ellipse(size, (cx, cy + ay), (ax * 0.5, ay * 0.6)),  # neck
+            _soft_ellipse(size, (size * 0.5, size * 1.08), (size * 0.42, size * 0.36)),
+        ]
+    )
     hair = np.zeros((size, size), np.uint8)
     for _ in range(int(size * 0.9)):
         theta = rng.uniform(-np.pi * 1.05, 0.05)  # the upper half of the head, and a bit more
         start = np.array([cx + 0.95 * ax * np.cos(theta), cy + 0.95 * ay * np.sin(theta)])
         line = _strand(rng, start, theta + rng.normal(0.0, 0.3), size / 110.0)
         shade = int(rng.integers(110, 256))
-        cv2.polylines(hair, [np.round(line * 16).astype(np.int32)], False, shade, 1,
-                      cv2.LINE_AA, 4)  # shift=4: 1/16-pixel precision
+        cv2.polylines(
+            hair, [np.round(line * 16).astype(np.int32)], False, shade, 1, cv2.LINE_AA, 4
+        )  # shift=4: 1/16-pixel precision
     return np.maximum(body, hair.astype(np.float32) / 255.0)
 
 
@@ -84,8 +87,9 @@ def render_matting_item(rng: np.random.Generator, size: int) -> MattingItem:
     hair = np.array([70, 45, 30]) + rng.integers(-25, 26, 3)
     skin = np.array([225, 180, 150]) + rng.integers(-20, 21, 3)
     yy, xx = np.mgrid[0:size, 0:size] / size
-    face = cv2.GaussianBlur(((xx - 0.5) ** 2 / 0.02 + (yy - 0.5) ** 2 / 0.03 < 1).astype(
-        np.float32), (0, 0), 2.0)[..., None]
+    face = cv2.GaussianBlur(
+        ((xx - 0.5) ** 2 / 0.02 + (yy - 0.5) ** 2 / 0.03 < 1).astype(np.float32), (0, 0), 2.0
+    )[..., None]
     fg = face * skin + (1 - face) * hair + rng.normal(0.0, 4.0, (size, size, 3))
     fg = np.clip(np.round(fg), 0, 255).astype(np.uint8)
     bleed = BLEED_COLOURS[int(rng.integers(len(BLEED_COLOURS)))]
@@ -148,14 +152,16 @@ def write_matting_corpus(
         for i in range(per_source):
             item = render_matting_item(np.random.default_rng([seed, s_index, i]), size)
             stem = f"{prefix}_{i:04d}"
-            total += _write_pair(out_dir, source, stem, encode_jpeg(item.image),
-                                 encode_alpha_png(item.alpha, mode))
+            total += _write_pair(
+                out_dir, source, stem, encode_jpeg(item.image), encode_alpha_png(item.alpha, mode)
+            )
             items[f"{source}/{stem}"] = {"bleed": list(item.bleed)}
     bad = render_matting_item(np.random.default_rng([seed, 99]), size)
     total += _write_pair(out_dir, "p3m", "p_nomask", encode_jpeg(bad.image), None)
     small = bad.alpha[: size * 3 // 4, : size * 3 // 4]
-    total += _write_pair(out_dir, "aim500", "o_badsize", encode_jpeg(bad.image),
-                         encode_alpha_png(small, "I;16"))
+    total += _write_pair(
+        out_dir, "aim500", "o_badsize", encode_jpeg(bad.image), encode_alpha_png(small, "I;16")
+    )
     return {
         "roots": roots,
         "items": items,

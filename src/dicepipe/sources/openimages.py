@@ -1,19 +1,51 @@
-"""OpenImages: the published image-id index CSV plus a folder or URL of `<ImageID>.jpg`."""
+"""OpenImages: the published image-id index CSV plus a folder or URL of `<ImageID>.jpg`.
+
+The index may be one CSV or a glob of several (the published train/validation/test files);
+selection is a streaming bottom-k over all of them, so the same ids come out either way.
+
+`Rotation` (published since 2018-05) is the number of degrees, one of 0/90/180/270, that the
+image and its boxes should be turned *counterclockwise* to recover the author's intended
+orientation (storage.googleapis.com/openimages/web/2018-05-17-rotation-information.html); it
+comes from the original file's EXIF, which the resized mirror files lost. Empty or `nan`
+means unknown and is treated as 0. It is applied only to files without an EXIF orientation
+of their own (a mirror of the original files keeps EXIF, which the decoder already applies).
+
+`OriginalMD5` is the base64 MD5 of the *original* Flickr file: `verify_md5` is only meaningful
+for mirrors of the original files, not for resized copies.
+"""
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
+import posixpath
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import fsspec
+from PIL import Image
 
-from dicepipe.params import OpenImagesParams
+from dicepipe.params import OpenImagesParams, SampleParams
 from dicepipe.sampling import bottom_k_items
-from dicepipe.sources.common import ItemError, Unit, join_url, read_bytes, sample_row
+from dicepipe.sources.common import (
+    ItemError,
+    Outcome,
+    Unit,
+    check_safe_name,
+    expand_paths,
+    join_url,
+    read_bytes,
+    sample_row,
+    unit_name,
+)
 
 SOURCE = "openimages"
+READ_FIELDS = ("apply_rotation", "verify_md5")  # the params that change what a unit writes
+_KEPT_COLUMNS = ("Rotation", "OriginalMD5")  # index columns a unit needs to read its images
+_EXIF_ORIENTATION = 0x0112
 
 
 def iter_index(index_url: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -25,31 +57,90 @@ def iter_index(index_url: str) -> Iterator[tuple[int, dict[str, str]]]:
         yield from enumerate(reader)
 
 
+def index_files(params: OpenImagesParams) -> list[str]:
+    """The index CSVs named by `params.index` (a path, URL or glob); none is a config error."""
+    files = expand_paths([params.index])
+    if not files:
+        raise FileNotFoundError(f"sample.openimages.index: nothing matches {params.index!r}")
+    return files
+
+
 def plan_units(params: OpenImagesParams, seed: int) -> list[Unit]:
-    """Select `params.n` image ids by seeded hash and group them by fixed blocks of index rows."""
+    """Select `params.n` image ids by seeded hash and group them by fixed blocks of index rows
+    (per index file when there are several)."""
     if params.n == 0:
         return []
-    rows = (
-        (f"{SOURCE}/{row['ImageID']}", (number, row)) for number, row in iter_index(params.index)
+    files = index_files(params)
+    candidates = (
+        (f"{SOURCE}/{row['ImageID']}", (part, number, row))
+        for part, url in enumerate(files)
+        for number, row in iter_index(url)
     )
-    picked = bottom_k_items(rows, params.n, seed)
-    blocks: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-    for _, (number, row) in picked:
-        blocks.setdefault(number // params.block_rows, []).append((row["ImageID"], dict(row)))
+    blocks: dict[tuple[int, int], list[tuple[str, dict[str, Any]]]] = {}
+    for _, (part, number, row) in bottom_k_items(candidates, params.n, seed):
+        info = {column: row.get(column) or "" for column in _KEPT_COLUMNS}
+        blocks.setdefault((part, number // params.block_rows), []).append((row["ImageID"], info))
     return [
-        Unit(SOURCE, f"{SOURCE}-{block:06d}", params.images, tuple(sorted(items)))
-        for block, items in sorted(blocks.items())
+        Unit(SOURCE, _unit_name(files, part, block), params.images, tuple(sorted(items)))
+        for (part, block), items in sorted(blocks.items())
     ]
 
 
-def read_unit(unit: Unit, max_pixels: int) -> tuple[list[dict], list[tuple[str, ItemError]]]:
-    """Fetch and validate every selected image of one block: (rows, [(key, error)])."""
-    rows, errors = [], []
-    for image_id, _row in unit.items:
-        url = join_url(unit.location, f"{image_id}.jpg")
+def _unit_name(files: list[str], part: int, block: int) -> str:
+    if len(files) == 1:
+        return unit_name(SOURCE, f"{block:06d}")
+    return unit_name(SOURCE, posixpath.splitext(posixpath.basename(files[part]))[0], f"{block:06d}")
+
+
+def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
+    """Fetch, check and canonicalise every selected image of one block, in id order."""
+    for image_id, info in unit.items:
+        key = f"{SOURCE}/{image_id}"
         try:
-            data = read_bytes(url)
-            rows.append(sample_row(SOURCE, image_id, unit.name, url, data, [], max_pixels))
+            yield Outcome(key, row=_row(unit, image_id, info, params))
         except ItemError as error:
-            errors.append((f"{SOURCE}/{image_id}", error))
-    return rows, errors
+            yield Outcome(key, error=error)
+
+
+def _row(unit: Unit, image_id: str, info: dict[str, Any], params: SampleParams) -> dict:
+    url = join_url(unit.location, f"{check_safe_name(image_id)}.jpg")
+    data = read_bytes(url)
+    if params.openimages.verify_md5:
+        check_md5(data, info.get("OriginalMD5", ""))
+    rotation = parse_rotation(info.get("Rotation", "")) if params.openimages.apply_rotation else 0
+    if rotation and _exif_orientation(data) != 1:
+        rotation = 0  # the file still carries the EXIF that `Rotation` was derived from
+    return sample_row(SOURCE, image_id, unit.name, url, data, [], params.max_pixels, rotation)
+
+
+def parse_rotation(value: str | None) -> int:
+    """Degrees counterclockwise from the index's `Rotation` cell; empty/nan is 0, anything but
+    0/90/180/270 is an ItemError `bad_rotation`."""
+    text = (value or "").strip().lower()
+    if text in ("", "nan"):
+        return 0
+    try:
+        degrees = float(text)
+    except ValueError:
+        raise ItemError("bad_rotation", f"Rotation {value!r} is not a number") from None
+    if degrees not in (0.0, 90.0, 180.0, 270.0):
+        raise ItemError("bad_rotation", f"Rotation {value!r} is not 0, 90, 180 or 270")
+    return int(degrees)
+
+
+def check_md5(data: bytes, expected: str) -> None:
+    """Raise ItemError `md5_mismatch` unless the base64 MD5 of `data` equals `expected`."""
+    actual = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+    if actual != expected.strip():
+        raise ItemError("md5_mismatch", f"OriginalMD5 is {expected!r}, the file's is {actual!r}")
+
+
+def _exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag from the header alone (no pixel decode); 1 when absent."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - sample_row reports the decode failure itself
+        return 1

@@ -1,20 +1,55 @@
-"""SA-1B: `sa_NNNNNN.tar` files of `sa_<id>.jpg` + `sa_<id>.json`, streamed member by member."""
+"""SA-1B: `sa_NNNNNN.tar` files of `sa_<id>.jpg` + `sa_<id>.json`, streamed member by member.
+
+Per-annotation policy at sample time (params `sample.sa1b`):
+- an empty mask (RLE area 0) is always dropped, with a note `empty_mask`;
+- masks below `min_area` pixels, `min_stability_score` or `min_predicted_iou` are dropped with
+  a note naming the filter (a missing score counts as 0);
+- of the rest, at most `max_annotations` are kept: the largest by RLE area (ties: higher
+  stability score, then lower id), since small masks vanish at training resolution while the
+  large ones carry the scene's structure; the dropped ones get a note `max_annotations`;
+- an image left with no annotation is quarantined (`no_annotations`); an RLE that is not the
+  image's size (`rle_size_mismatch`) or not a valid RLE (`invalid_rle`) quarantines the image.
+Every kept annotation gets `prompt_points`: up to `prompt_points` distinct pixels inside its
+mask, normalised [x, y] pixel centres in random order (any prefix is a uniform sample), drawn
+with `item_rng(seed, key, str(annotation_id))`. Masks stay COCO RLE.
+"""
 
 from __future__ import annotations
 
 import json
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import fsspec
 
-from dicepipe.params import Sa1bParams
-from dicepipe.sampling import bottom_k_items
-from dicepipe.sources.common import ItemError, Unit, expand_paths, sample_row
+from dicepipe.params import Sa1bParams, SampleParams
+from dicepipe.sampling import bottom_k_items, item_rng
+from dicepipe.sources.common import (
+    ItemError,
+    Outcome,
+    Unit,
+    expand_paths,
+    points_in_rle,
+    rle_area,
+    rle_runs,
+    sample_row,
+    unit_name,
+)
 
 SOURCE = "sa1b"
+READ_FIELDS = (
+    "min_area",
+    "min_stability_score",
+    "min_predicted_iou",
+    "max_annotations",
+    "prompt_points",
+    "max_member_mb",
+)
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+_PAIR = (".jpg", ".json")
 
 
 def unsafe_member_reason(name: str) -> str | None:
@@ -26,26 +61,46 @@ def unsafe_member_reason(name: str) -> str | None:
     return None
 
 
-def list_stems(tar_url: str) -> list[str]:
-    """The `sa_<id>` stems of a tar's regular members, read from headers only (seeking)."""
-    with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r:") as archive:
-        names = [m.name for m in archive.getmembers() if m.isfile()]
-    return sorted({posixpath.splitext(posixpath.basename(n))[0] for n in names})
+def list_stems(tar_url: str) -> tuple[list[str], ItemError | None]:
+    """The `sa_<id>` stems of a tar's `.jpg`/`.json` members, read from headers only
+    (seeking), and the problem that stopped the listing (`bad_tar`, `truncated_tar`) if any."""
+    stems: set[str] = set()
+    try:
+        with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
+            for member in archive:
+                stem, ext = posixpath.splitext(posixpath.basename(member.name))
+                if member.isfile() and ext in _PAIR:
+                    stems.add(stem)
+    except _TAR_ERRORS as error:
+        reason = "truncated_tar" if stems else "bad_tar"
+        return sorted(stems), ItemError(reason, f"{tar_url}: {type(error).__name__}: {error}")
+    return sorted(stems), None
 
 
 def plan_units(params: Sa1bParams, seed: int) -> list[Unit]:
-    """Select `params.n` images over all tars by seeded hash; one unit per tar with a pick."""
-    tars = expand_paths(params.tars)
-    if params.n == 0 or not tars:
+    """Select `params.n` images over all tars by seeded hash; one unit per tar with a pick.
+
+    A tar whose listing fails adds one item keyed by the tar's file name, quarantined with the
+    reason, so a broken tar shows up in the counts instead of silently contributing nothing.
+    """
+    if params.n == 0:
         return []
-    candidates = ((f"{SOURCE}/{stem}", (tar, stem)) for tar in tars for stem in list_stems(tar))
-    picked = bottom_k_items(candidates, params.n, seed)
-    per_tar: dict[str, list[str]] = {}
-    for _, (tar, stem) in picked:
-        per_tar.setdefault(tar, []).append(stem)
+    tars = expand_paths(params.tars)
+    if not tars:
+        raise FileNotFoundError(f"sample.sa1b.tars: nothing matches {list(params.tars)}")
+    per_tar: dict[str, list[tuple[str, dict[str, Any]]]] = {tar: [] for tar in tars}
+    listings = {tar: list_stems(tar) for tar in tars}
+    candidates = ((f"{SOURCE}/{s}", (t, s)) for t in tars for s in listings[t][0])
+    for _, (tar, stem) in bottom_k_items(candidates, params.n, seed):
+        per_tar[tar].append((stem, {}))
+    for tar, (_, problem) in listings.items():
+        if problem is not None:
+            info = {"tar_problem": problem.reason, "message": problem.message}
+            per_tar[tar].append((posixpath.basename(tar), info))
     return [
-        Unit(SOURCE, f"{SOURCE}-{_tar_stem(tar)}", tar, tuple((s, {}) for s in sorted(stems)))
-        for tar, stems in sorted(per_tar.items())
+        Unit(SOURCE, unit_name(SOURCE, _tar_stem(tar)), tar, tuple(sorted(items)))
+        for tar, items in sorted(per_tar.items())
+        if items
     ]
 
 
@@ -54,74 +109,167 @@ def _tar_stem(tar_url: str) -> str:
 
 
 def iter_pairs(
-    tar_url: str, wanted: set[str]
-) -> Iterator[tuple[str, dict[str, bytes], str | None]]:
-    """Stream a tar once, yielding (stem, {".jpg": bytes, ".json": bytes}, problem) for wanted
-    stems; `problem` names an unsafe member or a missing half of the pair."""
+    tar_url: str, wanted: set[str], max_bytes: int
+) -> Iterator[tuple[str, dict[str, bytes], ItemError | None]]:
+    """Stream a tar once, yielding (stem, {".jpg": bytes, ".json": bytes}, problem) once for
+    each wanted stem found; `problem` names an unsafe or oversized member or a missing half."""
     pending: dict[str, dict[str, bytes]] = {}
+    wanted = set(wanted)
     with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
         for member in archive:
             stem, ext = posixpath.splitext(posixpath.basename(member.name))
-            if stem not in wanted or not member.isfile():
+            if stem not in wanted or not member.isfile() or ext not in _PAIR:
                 continue
-            reason = unsafe_member_reason(member.name)
-            if reason is not None:
+            problem = _member_problem(member, max_bytes)
+            if problem is not None:
                 pending.pop(stem, None)
-                wanted = wanted - {stem}
-                yield stem, {}, f"unsafe tar member {member.name!r}: {reason}"
+                wanted.discard(stem)
+                yield stem, {}, problem
                 continue
             handle = archive.extractfile(member)
             parts = pending.setdefault(stem, {})
             parts[ext] = handle.read() if handle is not None else b""
-            if {".jpg", ".json"} <= parts.keys():
+            if set(_PAIR) <= parts.keys():
+                wanted.discard(stem)
                 yield stem, pending.pop(stem), None
     for stem, parts in sorted(pending.items()):
         missing = ".json" if ".jpg" in parts else ".jpg"
-        yield stem, parts, f"no {stem}{missing} in the tar"
+        yield stem, parts, ItemError("bad_tar_member", f"no {stem}{missing} in the tar")
+
+
+def _member_problem(member: tarfile.TarInfo, max_bytes: int) -> ItemError | None:
+    reason = unsafe_member_reason(member.name)
+    if reason is not None:
+        return ItemError("bad_tar_member", f"unsafe tar member {member.name!r}: {reason}")
+    if member.size > max_bytes:
+        return ItemError("member_too_large", f"{member.name} is {member.size} bytes")
+    return None
 
 
 def parse_annotations(data: bytes, width: int, height: int) -> list[dict[str, Any]]:
     """Parse an SA-1B JSON and check every mask's RLE size against the decoded image."""
     try:
-        record = json.loads(data)
-        annotations = record["annotations"]
+        annotations = json.loads(data)["annotations"]
+        for annotation in annotations:
+            _ = int(annotation["id"]), annotation["segmentation"]["counts"]
     except (ValueError, KeyError, TypeError) as error:
-        raise ItemError("bad_json", f"annotation JSON unreadable: {error}") from None
+        raise ItemError("bad_json", f"annotation JSON unreadable: {error!r}") from None
     for annotation in annotations:
-        size = annotation.get("segmentation", {}).get("size")
+        size = annotation["segmentation"].get("size")
         if size != [height, width]:
             raise ItemError(
                 "rle_size_mismatch",
-                f"annotation {annotation.get('id')} has RLE size {size}, image is {height}x{width}",
+                f"annotation {annotation['id']} has RLE size {size}, image is {height}x{width}",
             )
     return annotations
 
 
-def read_unit(unit: Unit, max_pixels: int) -> tuple[list[dict], list[tuple[str, ItemError]]]:
-    """Stream one tar and turn its selected pairs into sample rows: (rows, [(key, error)])."""
-    rows, errors = [], []
-    wanted = {stem for stem, _ in unit.items}
+def select_annotations(
+    annotations: list[dict[str, Any]], height: int, width: int, params: Sa1bParams
+) -> tuple[list[tuple[dict[str, Any], Any]], list[tuple[int, str]]]:
+    """Apply the per-annotation filters: (kept [(annotation, runs)] in input order,
+    dropped [(annotation id, reason)])."""
+    candidates, dropped = [], []
+    for annotation in annotations:
+        runs = rle_runs(annotation["segmentation"]["counts"], height, width)
+        area = rle_area(runs)
+        reason = _filter_reason(annotation, area, params)
+        if reason is None:
+            candidates.append((annotation, runs, area))
+        else:
+            dropped.append((int(annotation["id"]), reason))
+    cap = params.max_annotations
+    if cap is not None and len(candidates) > cap:
+        ranked = sorted(
+            range(len(candidates)),
+            key=lambda i: (
+                -candidates[i][2],
+                -_score(candidates[i][0], "stability_score"),
+                int(candidates[i][0]["id"]),
+            ),
+        )
+        over = set(ranked[cap:])
+        dropped += [(int(candidates[i][0]["id"]), "max_annotations") for i in sorted(over)]
+        candidates = [c for i, c in enumerate(candidates) if i not in over]
+    return [(annotation, runs) for annotation, runs, _ in candidates], dropped
+
+
+def _filter_reason(annotation: dict[str, Any], area: int, params: Sa1bParams) -> str | None:
+    if area == 0:
+        return "empty_mask"
+    if area < params.min_area:
+        return "min_area"
+    if _score(annotation, "stability_score") < params.min_stability_score:
+        return "min_stability_score"
+    if _score(annotation, "predicted_iou") < params.min_predicted_iou:
+        return "min_predicted_iou"
+    return None
+
+
+def _score(annotation: dict[str, Any], name: str) -> float:
+    value = annotation.get(name, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ItemError("bad_json", f"annotation {annotation['id']}: {name} is {value!r}")
+    return float(value)
+
+
+def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
+    """Stream one tar and turn its selected pairs into outcomes; every item of the unit gets
+    exactly one, whatever happens to the tar."""
+    wanted = set()
+    for stem, info in unit.items:
+        if "tar_problem" in info:
+            yield Outcome(f"{SOURCE}/{stem}", error=ItemError(info["tar_problem"], info["message"]))
+        else:
+            wanted.add(stem)
     missing = ItemError("missing_file", f"not in {unit.location}")
+    pairs = iter_pairs(unit.location, wanted, params.sa1b.max_member_mb << 20)
+    while True:
+        try:
+            stem, parts, problem = next(pairs)
+        except StopIteration:
+            break
+        except _TAR_ERRORS as error:
+            missing = ItemError("truncated_tar", f"{unit.location} ends early: {error}")
+            break
+        wanted.discard(stem)
+        yield _pair_outcome(unit, stem, parts, problem, params)
+    yield from (Outcome(f"{SOURCE}/{stem}", error=missing) for stem in sorted(wanted))
+
+
+def _pair_outcome(
+    unit: Unit,
+    stem: str,
+    parts: dict[str, bytes],
+    problem: ItemError | None,
+    params: SampleParams,
+) -> Outcome:
+    key = f"{SOURCE}/{stem}"
     try:
-        for stem, parts, problem in iter_pairs(unit.location, set(wanted)):
-            wanted.discard(stem)
-            try:
-                rows.append(_pair_row(unit, stem, parts, problem, max_pixels))
-            except ItemError as error:
-                errors.append((f"{SOURCE}/{stem}", error))
-    except (tarfile.TarError, EOFError, OSError) as error:
-        missing = ItemError("truncated_tar", f"{unit.location} ends early: {error}")
-    errors.extend((f"{SOURCE}/{stem}", missing) for stem in sorted(wanted))
-    return rows, errors
+        if problem is not None:
+            raise problem
+        origin = f"{unit.location}::{stem}.jpg"
+        row = sample_row(SOURCE, stem, unit.name, origin, parts[".jpg"], [], params.max_pixels)
+        height, width = row["height"], row["width"]
+        annotations = parse_annotations(parts[".json"], width, height)
+        kept, dropped = select_annotations(annotations, height, width, params.sa1b)
+        if not kept:
+            raise ItemError("no_annotations", _dropped_summary(len(annotations), dropped))
+        for annotation, runs in kept:
+            rng = item_rng(params.seed, key, str(annotation["id"]))
+            points = points_in_rle(runs, height, width, params.sa1b.prompt_points, rng)
+            annotation["prompt_points"] = points
+        kept_json = [annotation for annotation, _ in kept]
+        row["annotations"] = json.dumps(kept_json, sort_keys=True, separators=(",", ":"))
+    except ItemError as error:
+        return Outcome(key, error=error)
+    notes = tuple({"key": key, "annotation_id": i, "reason": r} for i, r in dropped)
+    return Outcome(key, row=row, notes=notes)
 
 
-def _pair_row(
-    unit: Unit, stem: str, parts: dict[str, bytes], problem: str | None, max_pixels: int
-) -> dict[str, Any]:
-    if problem is not None:
-        raise ItemError("bad_tar_member", problem)
-    origin = f"{unit.location}::{stem}.jpg"
-    row = sample_row(SOURCE, stem, unit.name, origin, parts[".jpg"], [], max_pixels)
-    annotations = parse_annotations(parts[".json"], row["width"], row["height"])
-    row["annotations"] = json.dumps(annotations, sort_keys=True, separators=(",", ":"))
-    return row
+def _dropped_summary(total: int, dropped: list[tuple[int, str]]) -> str:
+    counts: dict[str, int] = {}
+    for _, reason in dropped:
+        counts[reason] = counts.get(reason, 0) + 1
+    detail = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+    return f"all {total} annotations dropped" + (f" ({detail})" if detail else "")

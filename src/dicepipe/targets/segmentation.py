@@ -49,7 +49,7 @@ def encode_instances(
         raise ValueError(f"got {len(categories)} categories for {n} masks")
     colours = instance_colors(n, rng, **color_kwargs)
     owner = np.full((height, width), -1, dtype=np.int64)
-    areas = stack.reshape(n, -1).sum(axis=1)
+    areas = stack.sum(axis=(1, 2))
     for i in sorted(range(n), key=lambda j: (-int(areas[j]), j)):
         owner[stack[i]] = i
     target = np.zeros((height, width, 3), dtype=np.uint8)

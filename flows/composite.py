@@ -1,0 +1,105 @@
+"""Prefect flow of the `composite` stage: foreground checks, then one task per index block."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dicepipe.runtime import configure_environment
+
+configure_environment()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from dicepipe.params import CompositeStageParams, load_composite  # noqa: E402
+from dicepipe.pipeline import composite  # noqa: E402
+from dicepipe.pipeline.summary import reasons_of, unit_totals  # noqa: E402
+from dicepipe.pipeline.units import remove_stale  # noqa: E402
+from dicepipe.runtime import (  # noqa: E402
+    CACHE_DIR,
+    call_main,
+    make_task_runner,
+    publish_summary,
+    run_tasks,
+)
+from dicepipe.storage import write_json  # noqa: E402
+
+FOREGROUND_ERRORS = "foregrounds/errors.parquet"
+
+
+@task(cache_policy=NO_CACHE)
+def composite_unit(
+    block: tuple[int, int],
+    params: CompositeStageParams,
+    foregrounds: list,
+    pool: list,
+    cache_dir: Path,
+    out_dir: Path,
+) -> dict:
+    """Make one block of composites."""
+    return composite.run_unit(block, params, foregrounds, pool, cache_dir, out_dir)
+
+
+@flow(name="composite", log_prints=False)
+def composite_flow(
+    params_path: str = "params.yaml",
+    samples: str = "data/work/samples",
+    out: str = "data/work/composites",
+    cache: str = str(CACHE_DIR / "foregrounds"),
+) -> dict:
+    """Check every foreground once (cached colour estimate), then make the composites."""
+    params = load_composite(params_path)
+    out_dir, cache_dir = Path(out), Path(cache)
+    refs = composite.foreground_refs(params)
+    good = set(composite.check_foregrounds(refs, cache_dir, out_dir / FOREGROUND_ERRORS))
+    usable = [(root, ref) for root, ref in refs if ref.key in good]
+    pool = composite.background_pool(params, Path(samples))
+    blocks = composite.plan(params)
+    manifests = run_tasks(
+        composite_unit, blocks, params, usable, pool, cache_dir, out_dir, label="composite"
+    )
+    names = [composite.unit_name(b, params) for b in blocks]
+    remove_stale(out_dir, names)
+    totals = unit_totals(manifests, out_dir)
+    summary = {
+        "count": params.count,
+        "foregrounds": {
+            "listed": len(refs),
+            "usable": len(usable),
+            "reasons": reasons_of(out_dir / FOREGROUND_ERRORS),
+        },
+        "backgrounds": len(pool),
+        **totals,
+        "balanced": totals["rows"] + totals["quarantined"] == params.count,
+    }
+    write_json(out_dir / "summary.json", summary)
+    composite.write_preview(out_dir, out_dir / "preview.png")
+    text = (
+        f"composite  made {summary['rows']} of {params.count}"
+        f" (quarantined {summary['quarantined']}: {summary['reasons']})"
+        f"  foregrounds {len(usable)}/{len(refs)} usable"
+        f" {summary['foregrounds']['reasons']}  backgrounds {len(pool)}"
+    )
+    print(text)
+    publish_summary("composite", list(manifests), text)
+    if not summary["balanced"]:
+        raise RuntimeError("composite: made + quarantined does not add up to the count")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: `python flows/composite.py [--params P] [--samples D] [--out D]`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--samples", default="data/work/samples")
+    parser.add_argument("--out", default="data/work/composites")
+    args = parser.parse_args(argv)
+    runner = make_task_runner(load_composite(args.params).runner)
+    flow_call = composite_flow.with_options(task_runner=runner)
+    return call_main(lambda: flow_call(args.params, args.samples, args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

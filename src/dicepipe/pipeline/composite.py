@@ -1,0 +1,198 @@
+"""The `composite` stage: hair-matting composites for point-prompted segmentation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dicepipe import __version__
+from dicepipe.composite import CompositeError, cached_foreground, make_composite
+from dicepipe.imageio import ImageDecodeError, decode_image, encode_png
+from dicepipe.params import CompositeStageParams
+from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
+from dicepipe.records import COMPOSITE_SCHEMA, QUARANTINE_SCHEMA, quarantine_row
+from dicepipe.sampling import item_rng
+from dicepipe.sources.common import ItemError, expand_paths, read_bytes
+from dicepipe.sources.matting import (
+    BadForeground,
+    ForegroundRef,
+    decode_foreground,
+    list_foregrounds,
+    read_foreground,
+)
+from dicepipe.storage import digest_of, write_parquet
+
+STAGE = "composite"
+Background = tuple[str, str]  # (key or path, where its bytes are: sample parquet or the path)
+
+
+def foreground_refs(params: CompositeStageParams) -> list[tuple[str, ForegroundRef]]:
+    """(root, ref) of every listed foreground of the configured datasets, sorted by key."""
+    refs = []
+    for source, root in asdict(params.foregrounds).items():
+        if root:
+            refs.extend((root, ref) for ref in list_foregrounds(root, source))
+    return sorted(refs, key=lambda pair: pair[1].key)
+
+
+def check_foregrounds(
+    refs: list[tuple[str, ForegroundRef]], cache_dir: Path, errors_path: Path
+) -> list[str]:
+    """Decode every foreground, estimate (and cache) its colour; the usable keys.
+
+    Bad foregrounds (unreadable, empty alpha, alpha size differs) go to the quarantine table
+    at `errors_path` with their reason, never into a composite.
+    """
+    good, errors = [], []
+    for root, ref in refs:
+        try:
+            _load_foreground(root, ref, cache_dir)
+            good.append(ref.key)
+        except BadForeground as error:
+            errors.append(quarantine_row(ref.key, STAGE, error.kind, error.reason))
+    table = pa.Table.from_pylist(errors, schema=QUARANTINE_SCHEMA)
+    write_parquet(errors_path, table)
+    return good
+
+
+def _load_foreground(
+    root: str, ref: ForegroundRef, cache_dir: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    foreground = read_foreground(ref, root)
+    rgb, alpha = decode_foreground(foreground)
+    colour = cached_foreground(
+        cache_dir, foreground.image_bytes, foreground.alpha_bytes, rgb, alpha
+    )
+    return colour, alpha
+
+
+def background_pool(params: CompositeStageParams, samples_dir: Path) -> list[Background]:
+    """Backgrounds to draw from: sampled images of `background_sources`, or files of a glob."""
+    if params.backgrounds != "pool":
+        return [(path, path) for path in expand_paths([params.backgrounds])]
+    pool = []
+    for path in sorted(samples_dir.glob("*.parquet")):
+        if path.stem.split("-", 1)[0] in params.background_sources:
+            keys = pq.read_table(path, columns=["key"])["key"].to_pylist()
+            pool.extend((key, str(path)) for key in keys)
+    return sorted(pool)
+
+
+def plan(params: CompositeStageParams) -> list[tuple[int, int]]:
+    """Composite index ranges [start, stop), one per work unit."""
+    return [
+        (start, min(start + params.per_unit, params.count))
+        for start in range(0, params.count, params.per_unit)
+    ]
+
+
+def unit_name(block: tuple[int, int], params: CompositeStageParams) -> str:
+    """File-name-safe unit name of an index range."""
+    return f"{STAGE}-{block[0] // params.per_unit:06d}"
+
+
+def run_unit(
+    block: tuple[int, int],
+    params: CompositeStageParams,
+    foregrounds: list[tuple[str, ForegroundRef]],
+    pool: list[Background],
+    cache_dir: Path,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Make composites `block[0]..block[1]-1` into `<out_dir>/<unit>.parquet`.
+
+    Composite i draws its foreground and background from `item_rng(seed, key, "choice")` and
+    everything else inside `make_composite(..., seed, i)`, so it can be regenerated alone.
+    """
+    name = unit_name(block, params)
+    keys = [ref.key for _, ref in foregrounds]
+    fingerprint = digest_of(STAGE, block, _params_digest(params), keys, pool, __version__)
+    if not is_done(out_dir, name, fingerprint):
+        rows, errors = [], []
+        for index in range(*block):
+            key = f"{STAGE}/{index:08d}"
+            try:
+                rows.append(_composite_row(index, name, params, foregrounds, pool, cache_dir))
+            except ItemError as error:
+                errors.append((key, error))
+        write_unit(out_dir, name, rows, COMPOSITE_SCHEMA, errors, STAGE, fingerprint)
+    return {**unit_manifest(out_dir, name), "items": block[1] - block[0]}
+
+
+def _params_digest(params: CompositeStageParams) -> str:
+    content = {k: v for k, v in asdict(params).items() if k != "runner"}
+    return digest_of(content)
+
+
+def _composite_row(
+    index: int,
+    unit: str,
+    params: CompositeStageParams,
+    foregrounds: list[tuple[str, ForegroundRef]],
+    pool: list[Background],
+    cache_dir: Path,
+) -> dict[str, Any]:
+    if not foregrounds or not pool:
+        raise ItemError("no_inputs", f"{len(foregrounds)} foregrounds, {len(pool)} backgrounds")
+    key = f"{STAGE}/{index:08d}"
+    rng = item_rng(params.seed, key, "choice")
+    root, ref = foregrounds[int(rng.integers(len(foregrounds)))]
+    background_key, where = pool[int(rng.integers(len(pool)))]
+    colour, alpha = _load_foreground(root, ref, cache_dir)
+    try:
+        made = make_composite(
+            colour, alpha, _background(background_key, where), params.geometry, params.seed, index
+        )
+    except CompositeError as error:
+        raise ItemError("empty_composite", str(error)) from None
+    size = params.geometry.size
+    return {
+        "key": key,
+        "source": ref.source,
+        "source_id": f"{index:08d}",
+        "unit": unit,
+        "origin": f"{ref.key} on {background_key}",
+        "image": encode_png(made.image),
+        "alpha": encode_png(made.alpha),
+        "target": encode_png(made.target),
+        "points": made.points.tolist(),
+        "width": size,
+        "height": size,
+        "meta": json.dumps({**made.meta, "foreground": ref.key, "background": background_key}),
+    }
+
+
+@lru_cache(maxsize=64)
+def _background(key: str, where: str) -> np.ndarray:
+    try:
+        if where.endswith(".parquet"):
+            table = pq.read_table(where, columns=["image"], filters=[("key", "=", key)])
+            data = table["image"][0].as_py()
+        else:
+            data = read_bytes(where)
+        return decode_image(data).rgb
+    except ImageDecodeError as error:
+        raise ItemError("bad_background", f"{key}: {error}") from None
+
+
+def write_preview(out_dir: Path, path: Path, limit: int = 6) -> None:
+    """A grid of the first composites: image | alpha | target with its prompt points."""
+    from dicepipe.preview import draw_points, grid
+
+    rows = []
+    for unit in sorted(out_dir.glob(f"{STAGE}-*.parquet")):
+        for row in pq.read_table(unit).to_pylist()[: limit - len(rows)]:
+            image, alpha, target = (decode_image(row[c]).rgb for c in ("image", "alpha", "target"))
+            rows.append([image, alpha, draw_points(target, row["points"])])
+    if rows:
+        picture = grid(rows)
+        from dicepipe.storage import atomic_write
+
+        atomic_write(path, lambda handle: handle.write(encode_png(picture)))

@@ -1,0 +1,173 @@
+"""Feed a teacher from encoded images: decode in DataLoader workers, pin, label in batches.
+
+The items iterable is consumed lazily in the main process and handed to the workers through
+the DataLoader's sampler, so it is read once however many workers decode; results come back
+in input order. A bad image or a failing item becomes a result with an ItemError, never an
+exception that ends the stream.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dicepipe.sources.common import ItemError
+from dicepipe.teachers.base import Label, Teacher, TeacherInput
+
+_EXIF_IFD, _FOCAL_35MM = 0x8769, 0xA405
+_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+@dataclass(frozen=True)
+class StreamItem:
+    """One encoded image to label; focal_px overrides the EXIF 35 mm-equivalent focal."""
+
+    key: str
+    data: bytes
+    source: str = ""
+    source_id: str = ""
+    focal_px: float | None = None
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """The outcome for one item: a label, or the error that quarantines it."""
+
+    key: str
+    label: Label | None
+    error: ItemError | None
+
+
+def exif_focal_px(data: bytes, width: int, height: int) -> float | None:
+    """Focal length in pixels from EXIF FocalLengthIn35mmFilm (Depth Pro's own rule:
+    f_35 * diagonal_px / diagonal_35mm), or None when the tag is absent or unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            f35 = image.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
+    except Exception:  # EXIF is optional metadata: unreadable EXIF means "no focal"
+        return None
+    if not f35 or float(f35) <= 0:
+        return None
+    return float(f35) * math.hypot(width, height) / _FULL_FRAME_DIAGONAL_MM
+
+
+def decode_item(item: StreamItem) -> dict[str, Any]:
+    """Decode one item (runs in a worker): upright RGB uint8 tensor plus its metadata."""
+    import torch
+
+    from dicepipe.imageio import ImageDecodeError, decode_image
+
+    out: dict[str, Any] = {"key": item.key, "source": item.source, "source_id": item.source_id}
+    try:
+        rgb = decode_image(item.data).rgb
+    except ImageDecodeError as error:
+        return {**out, "error": (error.reason, str(error))}
+    except Exception as error:  # any decoder crash quarantines only this item
+        return {**out, "error": ("decode_error", f"{type(error).__name__}: {error}")}
+    rgb = rgb if rgb.flags.writeable else rgb.copy()  # torch refuses read-only buffers
+    height, width = rgb.shape[:2]
+    focal = item.focal_px or exif_focal_px(item.data, width, height)
+    return {**out, "image": torch.from_numpy(rgb), "focal_px": focal, "error": None}
+
+
+class _DecodeDataset:
+    """Map-style dataset whose "indices" are the StreamItems themselves (sent by the sampler)."""
+
+    def __getitem__(self, item: StreamItem) -> dict[str, Any]:
+        return decode_item(item)
+
+
+def _as_item(item: StreamItem | tuple[str, bytes]) -> StreamItem:
+    if isinstance(item, StreamItem):
+        return item
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes | bytearray):
+        return StreamItem(str(item[0]), bytes(item[1]))
+    raise TypeError(f"items must be StreamItem or (key, bytes), got {type(item).__name__}")
+
+
+def _keep_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return batch
+
+
+def label_stream(
+    teacher: Teacher,
+    items: Iterable[StreamItem | tuple[str, bytes]],
+    batch_size: int = 8,
+    num_workers: int = 2,
+    pin_memory: bool | None = None,
+    prefetch_factor: int = 2,
+) -> Iterator[StreamResult]:
+    """Label `items` with `teacher`, decoding in `num_workers` DataLoader workers.
+
+    pin_memory: None -> pin when CUDA is available (so host->device copies are non-blocking).
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    if batch_size < 1 or num_workers < 0:
+        raise ValueError(f"need batch_size >= 1, num_workers >= 0; got {batch_size}, {num_workers}")
+    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    loader = DataLoader(
+        _DecodeDataset(),  # type: ignore[arg-type]
+        sampler=(_as_item(item) for item in items),  # type: ignore[arg-type]
+        batch_size=batch_size,
+        collate_fn=_keep_list,
+        num_workers=num_workers,
+        pin_memory=pin,
+        prefetch_factor=prefetch_factor if num_workers else None,
+    )
+    for batch in loader:
+        yield from _label_batch(teacher, batch)
+
+
+def _label_batch(teacher: Teacher, batch: Sequence[dict[str, Any]]) -> list[StreamResult]:
+    ready = [record for record in batch if record["error"] is None]
+    inputs = [
+        TeacherInput(r["key"], r["source"], r["source_id"], r["image"].numpy(), r["focal_px"])
+        for r in ready
+    ]
+    outcomes = iter(label_isolated(teacher, inputs))
+    results = []
+    for record in batch:
+        if record["error"] is not None:
+            results.append(StreamResult(record["key"], None, ItemError(*record["error"])))
+            continue
+        outcome = next(outcomes)
+        if isinstance(outcome, ItemError):
+            results.append(StreamResult(record["key"], None, outcome))
+        else:
+            results.append(StreamResult(record["key"], outcome, None))
+    return results
+
+
+def label_isolated(teacher: Teacher, inputs: Sequence[TeacherInput]) -> list[Label | ItemError]:
+    """teacher.label on the whole batch; if it fails, item by item, so a bad item costs itself."""
+    if not inputs:
+        return []
+    try:
+        labels = list(teacher.label(inputs))
+    except Exception as error:
+        if len(inputs) == 1:
+            return [_item_error(error)]
+        return [_label_one(teacher, item) for item in inputs]
+    if len(labels) != len(inputs):
+        raise RuntimeError(f"teacher returned {len(labels)} labels for {len(inputs)} inputs")
+    return labels
+
+
+def _label_one(teacher: Teacher, item: TeacherInput) -> Label | ItemError:
+    try:
+        return teacher.label([item])[0]
+    except Exception as error:
+        return _item_error(error)
+
+
+def _item_error(error: Exception) -> ItemError:
+    if isinstance(error, ItemError):
+        return error
+    return ItemError("teacher_error", f"{type(error).__name__}: {error}")

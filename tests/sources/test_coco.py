@@ -1,0 +1,120 @@
+import json
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from dicepipe.imageio import encode_jpeg
+from dicepipe.params import CocoParams, SampleParams
+from dicepipe.sources.coco import check_relative_path, iter_unit, plan_units
+from dicepipe.sources.common import ItemError, collect
+
+H, W = 40, 60
+KEYPOINT_NAMES = ["nose", "left_eye", "right_eye"]
+
+
+def _person(ann_id: int, image_id: int, polygon: list[float], **extra) -> dict:
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "segmentation": [polygon],
+        "area": 100.0,
+        "bbox": [10.0, 5.0, 20.0, 20.0],
+        "iscrowd": 0,
+        "keypoints": [15, 8, 2, 12, 6, 1, 0, 0, 0],
+        "num_keypoints": 2,
+        **extra,
+    }
+
+
+def _image(image_id: int, width: int = W, height: int = H) -> dict:
+    return {"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": width, "height": height}
+
+
+def _write(tmp_path, images: list[dict], annotations: list[dict]) -> CocoParams:
+    (tmp_path / "images").mkdir(exist_ok=True)
+    for record in images:
+        name = record["file_name"]
+        if isinstance(name, str) and "/" not in name and name != "missing.jpg":
+            pixels = np.full((H, W, 3), 40 + record["id"], np.uint8)
+            (tmp_path / "images" / name).write_bytes(encode_jpeg(pixels))
+    document = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": 1, "name": "person", "keypoints": KEYPOINT_NAMES, "skeleton": [[1, 2], [1, 3]]}
+        ],
+    }
+    (tmp_path / "person_keypoints.json").write_text(json.dumps(document))
+    return CocoParams(
+        annotations=str(tmp_path / "person_keypoints.json"),
+        images=str(tmp_path / "images"),
+        n=100,
+        block_images=2,
+    )
+
+
+def _read(section: CocoParams) -> tuple[list[dict], dict[str, str]]:
+    units = plan_units(section, seed=0)
+    outcomes = [o for unit in units for o in iter_unit(unit, SampleParams(max_pixels=10**6))]
+    rows, errors, _ = collect(outcomes)
+    assert len(rows) + len(errors) == sum(len(u.items) for u in units)
+    return rows, {key: error.reason for key, error in errors}
+
+
+def test_keypoints_and_masks_are_carried_into_the_row(tmp_path):
+    square = [10.0, 5.0, 30.0, 5.0, 30.0, 25.0, 10.0, 25.0]
+    section = _write(tmp_path, [_image(1), _image(2)], [_person(100, 1, square)])
+    rows, errors = _read(section)
+    assert errors == {} and [r["key"] for r in rows] == ["coco/000000000001", "coco/000000000002"]
+    (annotation,) = json.loads(rows[0]["annotations"])
+    assert json.loads(rows[1]["annotations"]) == []
+    assert annotation["keypoints"] == [15.0, 8.0, 2.0, 12.0, 6.0, 1.0, 0.0, 0.0, 0.0]
+    assert annotation["num_keypoints"] == 2 and annotation["category_id"] == 1
+    rle = dict(annotation["segmentation"], counts=annotation["segmentation"]["counts"].encode())
+    mask = mask_utils.decode(rle).astype(bool)
+    assert mask.shape == (H, W) and mask[10, 20] and not mask[30, 50]
+    assert 350 <= mask.sum() <= 450  # the 20 x 20 square, rasterised
+    assert rows[0]["unit"] == "coco-000000" and rows[0]["origin"].endswith("000000000001.jpg")
+
+
+def test_bad_records_are_quarantined_with_reasons(tmp_path):
+    square = [10.0, 5.0, 30.0, 5.0, 30.0, 25.0, 10.0, 25.0]
+    images = [
+        _image(1),
+        _image(2, width=W + 1),  # the JSON's size is not the file's
+        {**_image(3), "file_name": "missing.jpg"},
+        {**_image(4), "file_name": "../../etc/passwd"},
+        _image(5),
+        _image(6),
+        {"id": 7, "file_name": "000000000007.jpg"},  # no width/height
+    ]
+    annotations = [
+        _person(100, 1, square),
+        _person(500, 5, square, keypoints=[1, 2]),  # not x, y, v triples
+        {**_person(600, 6, square), "segmentation": {"size": [H, W], "counts": [5, 10**6]}},
+    ]
+    rows, errors = _read(_write(tmp_path, images, annotations))
+    assert [r["key"] for r in rows] == ["coco/000000000001"]
+    assert errors == {
+        "coco/000000000002": "size_mismatch",
+        "coco/000000000003": "missing_file",
+        "coco/000000000004": "bad_id",
+        "coco/000000000005": "bad_annotation",
+        "coco/000000000006": "invalid_rle",
+        "coco/000000000007": "bad_annotation",
+    }
+
+
+def test_unparseable_annotations_file_is_a_clear_error(tmp_path):
+    (tmp_path / "broken.json").write_text('{"images": [')
+    with pytest.raises(ValueError, match="broken.json"):
+        plan_units(CocoParams(annotations=str(tmp_path / "broken.json"), n=3), seed=0)
+
+
+def test_relative_paths_stay_inside_the_images_root():
+    assert check_relative_path("train2017/000000000001.jpg") == "train2017/000000000001.jpg"
+    for bad in ("/abs.jpg", "a/../../b.jpg", "", "s3://bucket/x.jpg", "a\\b.jpg", 7):
+        with pytest.raises(ItemError):
+            check_relative_path(bad)
