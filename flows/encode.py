@@ -13,6 +13,7 @@ configure_environment()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from dicepipe.card import write_card  # noqa: E402
 from dicepipe.params import EncodeParams, load_encode  # noqa: E402
 from dicepipe.pipeline import encode  # noqa: E402
 from dicepipe.pipeline.summary import format_summary, item_accounting, reasons  # noqa: E402
@@ -58,6 +59,7 @@ def encode_flow(
     )
     summary = {**accounting, "encode_reasons": reasons(work_dir)}
     write_json(work_dir / "summary.json", summary)
+    write_card(shards_dir, manifest, params, summary)
     text = format_summary(manifest, accounting)
     print(text)
     publish_summary("encode", manifest["shards"], text)

@@ -19,13 +19,13 @@ from dicepipe.pipeline.summary import unit_totals  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
 from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
-from dicepipe.teachers import make_teacher  # noqa: E402
+from dicepipe.teachers import shared_teacher  # noqa: E402
 
 
 @task(cache_policy=NO_CACHE)
 def label_unit(sample_path: Path, params: LabelParams, out_dir: Path) -> dict:
     """Label one sampled unit."""
-    return label.run_unit(sample_path, make_teacher(params), params, out_dir)
+    return label.run_unit(sample_path, shared_teacher(params), params, out_dir)
 
 
 @flow(name="label", log_prints=False)
@@ -41,10 +41,12 @@ def label_flow(
     manifests = run_tasks(label_unit, paths, params, out_dir, label="label")
     remove_stale(out_dir, [p.stem for p in paths])
     summary = {"teacher": params.teacher, **unit_totals(manifests, out_dir)}
+    summary.update(label.cache_counts(shared_teacher(params)))
     write_json(out_dir / "summary.json", summary)
     text = (
         f"label   teacher {params.teacher}  rows {summary['rows']}"
         f"  quarantined {summary['quarantined']}  reasons {summary['reasons']}"
+        f"  computed {summary['computed']}  from cache {summary['from_cache']}"
     )
     print(text)
     publish_summary("label", list(manifests), text)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _make_sample(args: argparse.Namespace) -> int:
@@ -20,22 +22,75 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from dicepipe.shards import read_manifest, verify_manifest
+    from dicepipe.card import shard_stats
+    from dicepipe.shards import MANIFEST_NAME, read_manifest, verify_manifest
 
-    manifest = read_manifest(args.shards)
-    print(
-        f"{args.shards}: {len(manifest['shards'])} shards, {manifest['rows']} rows,"
-        f" {manifest['bytes']:,} bytes"
-    )
-    for task, count in manifest["tasks"].items():
-        print(f"  task   {task:<22} {count:>8}")
-    for source, count in manifest.get("sources", {}).items():
-        print(f"  source {source:<22} {count:>8}")
-    problems = verify_manifest(args.shards)
+    shards = Path(args.shards)
+    if not (shards / MANIFEST_NAME).exists():
+        print(f"{shards}: no {MANIFEST_NAME}; not a shards folder", file=sys.stderr)
+        return 1
+    manifest = read_manifest(shards)
+    problems = verify_manifest(shards)
+    try:
+        stats = shard_stats(shards, manifest)
+    except (OSError, ValueError) as error:  # a missing or unreadable shard: report, no table
+        print("\n".join([f"  PROBLEM {p}" for p in problems] + [f"  PROBLEM {error}"]))
+        return 1
+    listed = {entry["path"] for entry in manifest["shards"]}
+    problems += [
+        f"{p.name}: not in the manifest"
+        for p in sorted(shards.glob("*.parquet"))
+        if p.name not in listed
+    ]
+    summary = Path(args.summary) if args.summary else shards.parent / "work/encode/summary.json"
+    accounting = json.loads(summary.read_text()) if summary.exists() else None
+    print("\n".join(format_stats(shards, stats, problems, accounting, args.all)))
     for problem in problems:
         print(f"  PROBLEM {problem}")
-    print("  sha256 verified" if not problems else f"  {len(problems)} problems")
+    print("sha256 verified" if not problems else f"{len(problems)} problems")
     return 1 if problems else 0
+
+
+def format_stats(
+    shards: Path,
+    stats: dict[str, Any],
+    problems: list[str],
+    accounting: dict[str, Any] | None,
+    all_shards: bool = False,
+) -> list[str]:
+    """The lines `dicepipe inspect` prints: the dataset card's statistics as plain text."""
+    from dicepipe.card import MAX_LISTED_SHARDS
+
+    sources, width = stats["sources"], max([len(t) for t in stats["tasks"]] + [5])
+    lines = [
+        f"{shards}: {len(stats['shards'])} shards, {stats['rows']} rows, {stats['bytes']:,} bytes"
+    ]
+    lines.append(
+        "  " + "task".ljust(width) + "".join(f"{s:>12}" for s in sources) + f"{'total':>8}"
+    )
+    for task, counts in stats["tasks"].items():
+        cells = "".join(f"{counts.get(s, 0):>12}" for s in sources)
+        lines.append(f"  {task:<{width}}{cells}{sum(counts.values()):>8}")
+    totals = "".join(f"{sum(c.get(s, 0) for c in stats['tasks'].values()):>12}" for s in sources)
+    lines.append(f"  {'total':<{width}}{totals}{stats['rows']:>8}")
+    lines.append("  " + "task".ljust(width) + "  image sizes (w x h)    teachers")
+    for task, (lo_w, hi_w, lo_h, hi_h) in stats["sizes"].items():
+        size = f"{lo_w}-{hi_w} x {lo_h}-{hi_h}"
+        lines.append(f"  {task:<{width}}  {size:<22} {', '.join(stats['teachers'][task])}")
+    if accounting:
+        q = accounting.get("quarantined", {})
+        lines.append(
+            f"  items: {accounting.get('selected', 0)} selected = {accounting.get('in_shards', 0)}"
+            f" in shards + {sum(q.values())} quarantined ("
+            + ", ".join(f"{stage} {n}" for stage, n in sorted(q.items()))
+            + ")"
+        )
+    bad = {problem.split(":", 1)[0] for problem in problems}
+    if all_shards or len(stats["shards"]) <= MAX_LISTED_SHARDS:
+        for s in stats["shards"]:
+            status = "MISMATCH" if s["path"] in bad else "ok"
+            lines.append(f"  {s['path']:<40}{s['rows']:>8} rows {s['bytes']:>14,} bytes  {status}")
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     make.set_defaults(run=_make_sample)
     inspect = commands.add_parser("inspect", help="statistics and sha256 check of a shards folder")
     inspect.add_argument("shards", nargs="?", default="data/shards")
+    inspect.add_argument(
+        "--summary", help="encode summary.json (default: <shards>/../work/encode/summary.json)"
+    )
+    inspect.add_argument("--all", action="store_true", help="list every shard, however many")
     inspect.set_defaults(run=_inspect)
     return parser
 

@@ -74,13 +74,47 @@ class SampleParams:
 
 
 @dataclass(frozen=True)
-class LabelParams:
-    """`label` stage: which teacher labels which sources."""
+class GeometryNormalsParams:
+    """Normals from the teacher's depth: unproject with the focal length, cross the tangents."""
 
-    teacher: Literal["ground_truth"] = "ground_truth"
+    max_relative_jump: float = bounded(0.05, lo=0.0)  # larger relative steps are occlusions
+    step: int = bounded(1, lo=1)  # tangent baseline in pixels
+
+
+@dataclass(frozen=True)
+class MarigoldParams:
+    """The diffusion normal teacher (diffusers MarigoldNormalsPipeline)."""
+
+    weights: str = "prs-eth/marigold-normals-v1-1"  # local folder or hub id (local cache only)
+    num_inference_steps: int | None = None  # None: the checkpoint's default
+    ensemble_size: int = bounded(1, lo=1)
+    processing_resolution: int | None = None  # None: the checkpoint's default; 0: input size
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    """`label` stage: which teacher labels which sources, and how.
+
+    teacher: `auto` uses exact labels where a source ships them and Depth Pro elsewhere (and
+    stops with an error saying where to put its weights when they are missing);
+    `ground_truth` only exact labels; `depth_pro` always Depth Pro.
+    """
+
+    teacher: Literal["auto", "ground_truth", "depth_pro"] = "auto"
+    normals: Literal["geometry", "marigold", "none"] = "geometry"
+    weights: str = "apple/DepthPro-hf"  # Depth Pro: local folder or hub id
+    allow_download: bool = False  # never download weights unless this is true
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA
+    use_exif_focal: bool = True  # EXIF 35 mm focal length beats the FOV head when present
     ground_truth_dir: str = "data/sample/labels"
     sources: tuple[str, ...] = ("openimages",)
     batch_size: int = bounded(8, lo=1)
+    num_workers: int = bounded(2, lo=0)  # DataLoader workers decoding images
+    cache_dir: str = ".cache/labels"  # per-item label cache of the model teachers
+    geometry: GeometryNormalsParams = field(default_factory=GeometryNormalsParams)
+    marigold: MarigoldParams = field(default_factory=MarigoldParams)
     runner: RunnerParams = field(default_factory=RunnerParams)
 
 
@@ -182,3 +216,38 @@ def load_composite(path: str | Path = "params.yaml") -> CompositeStageParams:
 def load_encode(path: str | Path = "params.yaml") -> EncodeParams:
     """The validated `encode` section."""
     return load_section(path, "encode", EncodeParams)
+
+
+@dataclass(frozen=True)
+class TaskWeights:
+    """Relative sampling weight of each task; renormalised over the tasks present (paper)."""
+
+    depth: float = bounded(15.0, lo=0.0)
+    normal: float = bounded(15.0, lo=0.0)
+    point_segmentation: float = bounded(20.0, lo=0.0)
+    entity_segmentation: float = bounded(20.0, lo=0.0)
+    semantic_segmentation: float = bounded(20.0, lo=0.0)
+    pose: float = bounded(20.0, lo=0.0)
+
+
+@dataclass(frozen=True)
+class LoaderParams:
+    """Training loader: which shards, how tasks are mixed, batching and resolution."""
+
+    shards: str = "data/shards"
+    seed: int = 0
+    weights: TaskWeights = field(default_factory=TaskWeights)
+    batch_size: int = bounded(8, lo=1)
+    num_workers: int = bounded(2, lo=0)  # DataLoader worker processes per rank
+    resolution: int | None = 256  # square side images and targets are resized to; null: native
+
+    def __post_init__(self) -> None:
+        if self.resolution is not None and self.resolution < 8:
+            raise ValueError(f"resolution must be >= 8 or null, got {self.resolution}")
+        if sum(vars(self.weights).values()) <= 0:
+            raise ValueError("at least one task weight must be positive")
+
+
+def load_loader(path: str | Path = "params.yaml") -> LoaderParams:
+    """The validated `loader` section."""
+    return load_section(path, "loader", LoaderParams)

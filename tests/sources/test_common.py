@@ -16,6 +16,7 @@ from dicepipe.sources.common import (
     read_bytes,
     rle_area,
     rle_runs,
+    rle_runs_many,
     sample_row,
 )
 
@@ -39,6 +40,23 @@ def test_rle_runs_match_pycocotools_on_random_masks():
             runs = rle_runs(counts, height, width)
             assert np.array_equal(_dense(runs, height, width), mask)
             assert rle_area(runs) == int(mask_utils.area(rle)) == int(mask.sum())
+
+
+def test_many_rles_decode_in_one_pass_like_one_by_one():
+    rng = np.random.default_rng(1)
+    masks = [rng.random((30, 20)) < p for p in (0.0, 0.02, 0.5, 0.97, 1.0)]
+    masks.append(np.zeros((30, 20), bool))
+    masks[-1][3:9, 4:15] = True
+    counts = [_rle(m)["counts"].decode() for m in masks]
+    counts[2] = _rle(masks[2])["counts"]  # bytes and lists mix with strings
+    counts[4] = rle_runs(counts[4], 30, 20).tolist()
+    many = rle_runs_many(counts, 30, 20)
+    for runs, mask in zip(many, masks, strict=True):
+        assert np.array_equal(_dense(runs, 30, 20), mask)
+    with pytest.raises(ItemError, match="RLE 2 does not cover"):
+        rle_runs_many([counts[0], counts[1], ""], 30, 20)
+    with pytest.raises(ItemError):
+        rle_runs_many([counts[0], "0é"], 30, 20)
 
 
 def test_rle_runs_decode_long_runs_of_a_large_image():

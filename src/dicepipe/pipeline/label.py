@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +9,12 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dicepipe import __version__
-from dicepipe.imageio import decode_image
 from dicepipe.params import LabelParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
 from dicepipe.records import LABEL_SCHEMA
-from dicepipe.sources.common import ItemError
-from dicepipe.storage import digest_of
-from dicepipe.teachers.base import Label, Teacher, TeacherInput
+from dicepipe.storage import digest_of, sha256_file
+from dicepipe.teachers.base import Label, Teacher
+from dicepipe.teachers.stream import StreamItem, label_stream
 
 STAGE = "label"
 
@@ -33,48 +31,36 @@ def plan(params: LabelParams, samples_dir: Path) -> list[Path]:
 def run_unit(
     sample_path: Path, teacher: Teacher, params: LabelParams, out_dir: Path
 ) -> dict[str, Any]:
-    """Label every item of one sample unit into `<out_dir>/<unit>.parquet`."""
+    """Label every item of one sample unit into `<out_dir>/<unit>.parquet`.
+
+    Images are decoded in DataLoader workers and labelled in batches; an item the teacher
+    fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
+    """
     unit = sample_path.stem
-    fingerprint = digest_of(STAGE, unit, teacher.identity, params.sources, __version__)
+    fingerprint = digest_of(STAGE, unit, teacher.identity, sha256_file(sample_path), __version__)
     if not is_done(out_dir, unit, fingerprint):
         table = pq.read_table(sample_path, columns=["key", "source", "source_id", "image"])
+        items = (
+            StreamItem(r["key"], r["image"], r["source"], r["source_id"]) for r in table.to_pylist()
+        )
         rows, errors = [], []
-        for batch in _batches(table.to_pylist(), params.batch_size):
-            done, failed = label_batch(teacher, batch)
-            rows.extend(label_row(label) for label in done)
-            errors.extend(failed)
+        for result in label_stream(teacher, items, params.batch_size, params.num_workers):
+            if result.label is not None:
+                rows.append(label_row(result.label))
+            else:
+                errors.append((result.key, result.error))
         write_unit(out_dir, unit, rows, LABEL_SCHEMA, errors, STAGE, fingerprint)
     return unit_manifest(out_dir, unit)
 
 
-def _batches(items: list[dict], size: int) -> Iterator[list[dict]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def label_batch(
-    teacher: Teacher, records: Sequence[dict[str, Any]]
-) -> tuple[list[Label], list[tuple[str, ItemError]]]:
-    """Label a batch; if the batch fails, label item by item so one bad item costs only itself."""
-    inputs = [
-        TeacherInput(r["key"], r["source"], r["source_id"], decode_image(r["image"]).rgb)
-        for r in records
-    ]
-    try:
-        return teacher.label(inputs), []
-    except Exception:  # noqa: BLE001 - isolate the failing item below
-        pass
-    done, failed = [], []
-    for item in inputs:
-        try:
-            done.extend(teacher.label([item]))
-        except ItemError as error:
-            failed.append((item.key, error))
-        except Exception as error:  # noqa: BLE001 - a teacher bug on one item is quarantined
-            failed.append(
-                (item.key, ItemError("teacher_error", f"{type(error).__name__}: {error}"))
-            )
-    return done, failed
+def cache_counts(teacher: Teacher) -> dict[str, int | None]:
+    """How many labels a (possibly nested) cached teacher computed and read from its cache in
+    this process; None when no model teacher was used."""
+    cached = getattr(teacher, "_fallback", teacher)
+    return {
+        "computed": getattr(cached, "computed", None),
+        "from_cache": getattr(cached, "hits", None),
+    }
 
 
 def label_row(label: Label) -> dict[str, Any]:

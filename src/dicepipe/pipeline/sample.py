@@ -38,7 +38,7 @@ NOTES_SCHEMA = pa.schema(
     [("key", pa.string()), ("annotation_id", pa.int64()), ("reason", pa.string())]
 )
 SOURCES: dict[str, ModuleType] = {m.SOURCE: m for m in (openimages, sa1b, coco)}
-BATCH_BYTES = 64 << 20  # image bytes per row group: bounds memory whatever the unit's size
+BATCH_BYTES = 8 << 20  # image bytes per row group: bounds memory whatever the unit's size
 
 
 def plan(params: SampleParams) -> list[Unit]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import glob
+import io
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import fsspec
 import numpy as np
 from PIL import Image
@@ -124,11 +127,15 @@ def sample_row(
     `rotate_ccw` (a multiple of 90) turns the decoded, EXIF-upright image counterclockwise;
     a turned image is stored as PNG so that every reader sees the same pixels.
     """
-    image_bytes, rgb = _canonical(data, max_pixels)
-    if rotate_ccw % 360:
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=(rotate_ccw % 360) // 90))
-        image_bytes = encode_png(rgb)
-    height, width = rgb.shape[:2]
+    size = None if rotate_ccw % 360 else _plain_jpeg_size(data, max_pixels)
+    if size is not None:
+        image_bytes, (height, width) = data, size
+    else:
+        image_bytes, rgb = _canonical(data, max_pixels)
+        if rotate_ccw % 360:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=(rotate_ccw % 360) // 90))
+            image_bytes = encode_png(rgb)
+        height, width = rgb.shape[:2]
     return {
         "key": f"{source}/{source_id}",
         "source": source,
@@ -140,6 +147,35 @@ def sample_row(
         "height": height,
         "annotations": json.dumps(annotations, sort_keys=True, separators=(",", ":")),
     }
+
+
+def _plain_jpeg_size(data: bytes, max_pixels: int) -> tuple[int, int] | None:
+    """(height, width) of an upright RGB JPEG that decodes completely, else None.
+
+    The common case, kept byte for byte: its header is read with Pillow (format, mode, EXIF,
+    size) and its pixels are checked with OpenCV, which decodes faster than Pillow and, like
+    it, refuses truncated data. Anything else (or any doubt) takes the general Pillow path,
+    which also names the reason of a failure.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                plain = image.format == "JPEG" and image.mode == "RGB"
+                if not plain or width * height > max_pixels or _orientation(image) != 1:
+                    return None
+    except Exception:  # noqa: BLE001 - the general path reports what is wrong
+        return None
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    return (height, width) if pixels is not None and pixels.shape[:2] == (height, width) else None
+
+
+def _orientation(image: Image.Image) -> int:
+    return int(image.getexif().get(0x0112, 1) or 1)
 
 
 def _canonical(data: bytes, max_pixels: int) -> tuple[bytes, np.ndarray]:
@@ -163,27 +199,38 @@ def rle_runs(counts: Any, height: int, width: int) -> np.ndarray:
 
     Runs alternate background/foreground, starting with background, in column-major order.
     """
-    if isinstance(counts, str):
-        runs = _decode_rle_string(counts.encode("ascii", errors="replace"))
-    elif isinstance(counts, bytes):
-        runs = _decode_rle_string(counts)
-    elif isinstance(counts, list) and all(type(c) is int for c in counts):
-        runs = np.asarray(counts, dtype=np.int64)
-    else:
-        raise ItemError("invalid_rle", f"RLE counts of type {type(counts).__name__}")
-    if runs.size == 0 or (runs < 0).any() or int(runs.sum()) != height * width:
-        raise ItemError("invalid_rle", f"RLE runs do not cover {height}x{width} pixels")
+    return rle_runs_many([counts], height, width)[0]
+
+
+def rle_runs_many(counts: list[Any], height: int, width: int) -> list[np.ndarray]:
+    """`rle_runs` of many RLEs of one image; compressed strings are decoded in one pass."""
+    texts = {i: c.encode() if isinstance(c, str) else c for i, c in enumerate(counts)}
+    texts = {i: t for i, t in texts.items() if isinstance(t, bytes) and t}
+    decoded = dict(zip(texts, _decode_rle_strings(list(texts.values())), strict=True))
+    runs = []
+    for i, c in enumerate(counts):
+        if i in decoded:
+            runs.append(decoded[i])
+        elif isinstance(c, str | bytes):  # empty
+            runs.append(np.zeros(0, np.int64))
+        elif isinstance(c, list) and all(type(v) is int for v in c):
+            runs.append(np.asarray(c, dtype=np.int64))
+        else:
+            raise ItemError("invalid_rle", f"RLE counts of type {type(c).__name__}")
+        if runs[-1].size == 0 or (runs[-1] < 0).any() or runs[-1].sum() != height * width:
+            raise ItemError("invalid_rle", f"RLE {i} does not cover {height}x{width} pixels")
     return runs
 
 
-def _decode_rle_string(data: bytes) -> np.ndarray:
-    """pycocotools' `rleFrString`, vectorised: 5-bit groups with a continuation bit (0x20),
-    a sign bit (0x10) in a value's last group, and runs from the third on stored as deltas
-    to the run two before."""
-    c = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
-    if c.size == 0:
-        return c
-    if ((c < 0) | (c > 63)).any() or c[-1] & 0x20:
+def _decode_rle_strings(texts: list[bytes]) -> list[np.ndarray]:
+    """pycocotools' `rleFrString` over many strings at once: 5-bit groups with a continuation
+    bit (0x20), a sign bit (0x10) in a value's last group, and each run from the third on
+    stored as a delta to the run two before it."""
+    if not texts:
+        return []
+    c = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64) - 48
+    text_ends = np.cumsum([len(t) for t in texts]) - 1
+    if ((c < 0) | (c > 63)).any() or (c[text_ends] & 0x20).any():
         raise ItemError("invalid_rle", "RLE string has bad characters or ends mid-value")
     ends = np.flatnonzero((c & 0x20) == 0)
     starts = np.concatenate(([0], ends[:-1] + 1))
@@ -193,10 +240,16 @@ def _decode_rle_string(data: bytes) -> np.ndarray:
     shift = 5 * (np.arange(c.size) - np.repeat(starts, lengths))
     values = np.add.reduceat((c & 0x1F) << shift, starts)
     values = np.where(c[ends] & 0x10, values - (1 << (5 * lengths)), values)
+    per_text = np.bincount(np.searchsorted(text_ends, ends), minlength=len(texts))
+    first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+    local = np.arange(values.size) - np.repeat(first, per_text)
+    odd, late_even = local % 2 == 1, (local % 2 == 0) & (local >= 2)
     runs = values.copy()
-    runs[1::2] = np.cumsum(values[1::2])
-    runs[2::2] = np.cumsum(values[2::2])
-    return runs
+    for select in (odd, late_even):  # cumulative sums restarted at every string
+        total = np.cumsum(np.where(select, values, 0))
+        before = np.concatenate(([0], total))[first]
+        runs[select] = (total - np.repeat(before, per_text))[select]
+    return np.split(runs, np.cumsum(per_text)[:-1])
 
 
 def rle_area(runs: np.ndarray) -> int:

@@ -34,7 +34,7 @@ from dicepipe.sources.common import (
     expand_paths,
     points_in_rle,
     rle_area,
-    rle_runs,
+    rle_runs_many,
     sample_row,
     unit_name,
 )
@@ -126,6 +126,7 @@ def iter_pairs(
                 wanted.discard(stem)
                 yield stem, {}, problem
                 continue
+            archive.members.clear()  # stream mode keeps every header otherwise: O(tar) memory
             handle = archive.extractfile(member)
             parts = pending.setdefault(stem, {})
             parts[ext] = handle.read() if handle is not None else b""
@@ -170,8 +171,8 @@ def select_annotations(
     """Apply the per-annotation filters: (kept [(annotation, runs)] in input order,
     dropped [(annotation id, reason)])."""
     candidates, dropped = [], []
-    for annotation in annotations:
-        runs = rle_runs(annotation["segmentation"]["counts"], height, width)
+    all_runs = rle_runs_many([a["segmentation"]["counts"] for a in annotations], height, width)
+    for annotation, runs in zip(annotations, all_runs, strict=True):
         area = rle_area(runs)
         reason = _filter_reason(annotation, area, params)
         if reason is None:

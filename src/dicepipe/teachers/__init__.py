@@ -2,16 +2,84 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from functools import lru_cache
+
 from dicepipe.params import LabelParams
+from dicepipe.storage import digest_of
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 
-__all__ = ["Label", "Teacher", "TeacherInput", "make_teacher"]
+__all__ = [
+    "Label",
+    "Teacher",
+    "TeacherInput",
+    "build_model_teacher",
+    "make_teacher",
+    "shared_teacher",
+]
+
+# Parameters that change what a model teacher outputs (not how fast it runs).
+_OUTPUT_PARAMS = ("weights", "normals", "dtype", "use_exif_focal", "geometry", "marigold")
+
+
+@lru_cache(maxsize=2)
+def shared_teacher(params: LabelParams) -> Teacher:
+    """One teacher per process and params: tasks on the same worker share the loaded model."""
+    return make_teacher(params)
 
 
 def make_teacher(params: LabelParams) -> Teacher:
-    """Build the teacher that `params.teacher` names."""
-    if params.teacher == "ground_truth":
-        from dicepipe.teachers.ground_truth import GroundTruthTeacher
+    """Build the teacher that `params.teacher` names (models load lazily under `auto`)."""
+    from dicepipe.teachers.auto import AutoTeacher
+    from dicepipe.teachers.ground_truth import GroundTruthTeacher
 
-        return GroundTruthTeacher(params.ground_truth_dir)
-    raise ValueError(f"label.teacher: unknown teacher {params.teacher!r}")
+    exact = GroundTruthTeacher(params.ground_truth_dir)
+    if params.teacher == "ground_truth":
+        return exact
+    if params.teacher == "depth_pro":
+        return build_model_teacher(params)
+    settings = {name: asdict(params)[name] for name in _OUTPUT_PARAMS}
+    fallback = f"depth_pro:{digest_of(settings)}"
+    return AutoTeacher(exact, lambda: build_model_teacher(params), fallback)
+
+
+def build_model_teacher(params: LabelParams, *, cached: bool = True) -> Teacher:
+    """Depth Pro (+ geometry or Marigold normals), behind the per-item label cache."""
+    from dicepipe.teachers.cache import CachedTeacher
+    from dicepipe.teachers.depth_pro import DepthProTeacher
+
+    depth = DepthProTeacher(
+        params.weights,
+        device=params.device,
+        dtype=params.dtype,
+        batch_size=params.batch_size,
+        use_exif_focal=params.use_exif_focal,
+        allow_download=params.allow_download,
+    )
+    teacher: Teacher = depth
+    if params.normals == "geometry":
+        from dicepipe.teachers.normals import GeometryNormalsTeacher
+
+        teacher = GeometryNormalsTeacher(
+            depth,
+            max_relative_jump=params.geometry.max_relative_jump,
+            step=params.geometry.step,
+            device=params.device,
+        )
+    elif params.normals == "marigold":
+        from dicepipe.teachers.marigold import MarigoldNormalsTeacher
+
+        m = params.marigold
+        teacher = MarigoldNormalsTeacher(
+            m.weights,
+            depth_teacher=depth,
+            num_inference_steps=m.num_inference_steps,
+            ensemble_size=m.ensemble_size,
+            processing_resolution=m.processing_resolution,
+            seed=m.seed,
+            batch_size=params.batch_size,
+            device=params.device,
+            dtype=params.dtype,
+            allow_download=params.allow_download,
+        )
+    return CachedTeacher(teacher, params.cache_dir) if cached else teacher

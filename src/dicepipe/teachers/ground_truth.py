@@ -23,8 +23,16 @@ class GroundTruthTeacher:
         """Exact labels for every item; an item without a label file raises ItemError."""
         return [self._label_one(item) for item in batch]
 
+    def label_path(self, item: TeacherInput) -> Path:
+        """Where the exact label of an item lives."""
+        return self.root / item.source / f"{item.source_id}.npz"
+
+    def has_label(self, item: TeacherInput) -> bool:
+        """True when the source ships an exact label for this item."""
+        return self.label_path(item).exists()
+
     def _label_one(self, item: TeacherInput) -> Label:
-        path = self.root / item.source / f"{item.source_id}.npz"
+        path = self.label_path(item)
         if not path.exists():
             raise ItemError("missing_label", f"no exact label at {path}")
         with np.load(path, allow_pickle=False) as npz:

@@ -16,6 +16,7 @@ from typing import Any
 
 from dicepipe.sources.common import ItemError
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
+from dicepipe.teachers.loading import MissingWeightsError
 
 _EXIF_IFD, _FOCAL_35MM = 0x8769, 0xA405
 _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -151,6 +152,8 @@ def label_isolated(teacher: Teacher, inputs: Sequence[TeacherInput]) -> list[Lab
         return []
     try:
         labels = list(teacher.label(inputs))
+    except MissingWeightsError:
+        raise  # a configuration problem: stop the stage, it is no item's fault
     except Exception as error:
         if len(inputs) == 1:
             return [_item_error(error)]
@@ -163,6 +166,8 @@ def label_isolated(teacher: Teacher, inputs: Sequence[TeacherInput]) -> list[Lab
 def _label_one(teacher: Teacher, item: TeacherInput) -> Label | ItemError:
     try:
         return teacher.label([item])[0]
+    except MissingWeightsError:
+        raise
     except Exception as error:
         return _item_error(error)
 

@@ -1,0 +1,194 @@
+"""SA-1B sample path vs bare `cv2.imdecode`, and its peak memory at 1x vs 10x items.
+
+Throughput: the whole SA-1B path of the `sample` stage (list the tar, select by hash, stream
+the tar, decode and validate every JPEG, parse the JSON, check and filter the RLE masks, draw
+prompt points, write the unit's Parquet files) against `cv2.imdecode` of the same JPEG bytes
+already in memory, in the same process, one OpenCV thread; best of --repeats for each.
+Memory: the same path in fresh subprocesses on tars of N and 10 N items; peak RSS (ru_maxrss),
+which includes the interpreter and libraries, as the user sees it.
+
+    .venv/bin/python bench/sources.py [--items 200] [--size 512] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from dicepipe.imageio import encode_jpeg
+from dicepipe.params import Sa1bParams, SampleParams
+from dicepipe.pipeline import sample
+
+POOL = 24  # distinct pictures; items cycle through them (decode cost is per item anyway)
+
+
+def picture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A size x size RGB picture: gradients, a few discs and noise (a JPEG-realistic mix)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    phase = rng.random(3) * 6.28
+    rgb = np.stack([np.sin(xx * 7 + phase[c] + yy * (c + 2)) for c in range(3)], axis=2) * 90
+    for _ in range(6):
+        cy, cx, r = rng.random(3) * (1.0, 1.0, 0.25)
+        rgb[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += rng.normal(0, 60, 3)
+    rgb += 128 + rng.normal(0, 12, (size, size, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def annotations(rng: np.random.Generator, image_id: int, size: int) -> list[dict]:
+    """SA-1B style annotations: a few rectangle and disc masks as compressed COCO RLE."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    out = []
+    for k in range(8):
+        y0, x0 = (int(v) for v in rng.integers(0, size - 8, 2))
+        h, w = (int(v) for v in rng.integers(4, size // 2, 2))
+        if k % 2:
+            mask = (yy - y0) ** 2 + (xx - x0) ** 2 < (h // 2) ** 2
+        else:
+            mask = (yy >= y0) & (yy < y0 + h) & (xx >= x0) & (xx < x0 + w)
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        out.append(
+            {
+                "id": image_id * 100 + k,
+                "segmentation": {"size": [size, size], "counts": rle["counts"].decode()},
+                "area": int(mask.sum()),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "predicted_iou": float(rng.uniform(0.8, 1.0)),
+                "stability_score": float(rng.uniform(0.85, 1.0)),
+                "point_coords": [[float(x0), float(y0)]],
+                "crop_box": [0, 0, size, size],
+            }
+        )
+    return out
+
+
+def write_tar(path: Path, items: int, size: int, seed: int = 0) -> None:
+    """An `sa_NNNNNN.tar` of `items` image/JSON pairs."""
+    rng = np.random.default_rng(seed)
+    pool = [encode_jpeg(picture(rng, size), quality=90) for _ in range(POOL)]
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as archive:
+        for i in range(1, items + 1):
+            record = {
+                "image": {"image_id": i, "width": size, "height": size, "file_name": f"sa_{i}.jpg"},
+                "annotations": annotations(rng, i, size),
+            }
+            for name, data in (
+                (f"sa_{i}.jpg", pool[i % POOL]),
+                (f"sa_{i}.json", json.dumps(record).encode()),
+            ):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+
+
+def params_for(tar: Path, items: int) -> SampleParams:
+    """Sample params that select every item of `tar`, with typical SA-1B filters."""
+    section = Sa1bParams(
+        tars=(str(tar),), n=items, min_area=100, min_stability_score=0.88, max_annotations=6
+    )
+    return SampleParams(seed=0, max_pixels=50_000_000, sa1b=section)
+
+
+def run_path(params: SampleParams, out: Path) -> int:
+    """The sample stage's SA-1B path: plan, then every unit; the number of rows written."""
+    return sum(sample.run_unit(u, params, out)["rows"] for u in sample.plan(params))
+
+
+def jpeg_bytes(tar: Path) -> list[bytes]:
+    """Every JPEG member's bytes, in memory (the baseline decodes these)."""
+    with tarfile.open(tar) as archive:
+        return [
+            archive.extractfile(m).read() for m in archive.getmembers() if m.name.endswith(".jpg")
+        ]
+
+
+def best_seconds(fn, repeats: int) -> float:
+    """The fastest of `repeats` timed calls of `fn()`, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def throughput(tmp: Path, items: int, size: int, repeats: int) -> tuple[float, float]:
+    """(items/s of the SA-1B path, items/s of bare cv2.imdecode) on the same JPEGs."""
+    tar = tmp / "rate" / "sa_000000.tar"
+    tar.parent.mkdir()
+    write_tar(tar, items, size)
+    params, blobs = params_for(tar, items), jpeg_bytes(tar)
+    runs = iter(range(10**6))
+
+    def path() -> None:
+        assert run_path(params, tmp / f"out-{next(runs)}") == items
+
+    def bare() -> None:
+        for blob in blobs:
+            cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+
+    return items / best_seconds(path, repeats), items / best_seconds(bare, repeats)
+
+
+def peak_rss_mb(tar: Path, items: int, out: Path) -> float:
+    """Peak RSS of a fresh process that runs the SA-1B path over `tar`."""
+    code = (
+        "import resource, sys; from pathlib import Path; sys.path.insert(0, 'bench');"
+        "import sources; p = sources.params_for(Path(sys.argv[1]), int(sys.argv[2]));"
+        "sources.run_path(p, Path(sys.argv[3]));"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    args = [sys.executable, "-c", code, str(tar), str(items), str(out)]
+    result = subprocess.run(args, capture_output=True, text=True, check=True)
+    return int(result.stdout.split()[-1]) / 1024  # Linux reports KiB
+
+
+def memory(tmp: Path, items: int, size: int) -> tuple[float, float]:
+    """Peak RSS (MB) of the path over N items and over 10 N items."""
+    peaks = []
+    for scale in (1, 10):
+        tar = tmp / f"mem{scale}" / "sa_000000.tar"
+        tar.parent.mkdir()
+        write_tar(tar, items * scale, size)
+        peaks.append(peak_rss_mb(tar, items * scale, tmp / f"mem-out-{scale}"))
+    return peaks[0], peaks[1]
+
+
+def main() -> None:
+    """Print throughput, the ratio to bare decoding, and the 10x/1x memory ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200, help="items per timed run")
+    parser.add_argument("--memory-items", type=int, default=100, help="N of the 1x memory run")
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    with tempfile.TemporaryDirectory(prefix="dicepipe-bench-") as name:
+        tmp = Path(name)
+        path_rate, bare_rate = throughput(tmp, args.items, args.size, args.repeats)
+        print(f"sa1b path     {path_rate:8.1f} items/s  ({args.items} x {args.size}px JPEG)")
+        print(f"cv2.imdecode  {bare_rate:8.1f} items/s")
+        print(f"ratio         {path_rate / bare_rate:8.2f}   (goal >= 0.8)")
+        one, ten = memory(tmp, args.memory_items, args.size)
+        print(
+            f"peak RSS      {one:8.1f} MB at {args.memory_items} items,"
+            f" {ten:.1f} MB at {10 * args.memory_items}"
+        )
+        print(f"ratio         {ten / one:8.2f}   (goal <= 1.2)")
+    print(f"bench rusage  {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""`auto` teacher: exact labels where the source ships them, a model teacher elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dicepipe.teachers.base import Label, Teacher, TeacherInput
+from dicepipe.teachers.ground_truth import GroundTruthTeacher
+
+
+class AutoTeacher:
+    """Routes each item: exact labels when a label file exists, else the fallback teacher.
+
+    The fallback (Depth Pro) is built only when an item needs it, so a corpus with exact labels
+    for every item never loads a model; when it is needed and its weights are missing, its
+    MissingWeightsError stops the stage with the message saying where to put them.
+    """
+
+    def __init__(
+        self, exact: GroundTruthTeacher, build_fallback: Callable[[], Teacher], fallback: str
+    ) -> None:
+        self.exact = exact
+        self._build_fallback = build_fallback
+        self._fallback: Teacher | None = None
+        self.identity = f"auto[{exact.identity}|{fallback}]"
+
+    def label(self, batch: Sequence[TeacherInput]) -> list[Label]:
+        """Labels in input order, each from the teacher that applies to its item."""
+        exact = [item for item in batch if self.exact.has_label(item)]
+        rest = [item for item in batch if not self.exact.has_label(item)]
+        labels = {label.key: label for label in self.exact.label(exact)}
+        if rest:
+            if self._fallback is None:
+                self._fallback = self._build_fallback()
+            labels.update((label.key, label) for label in self._fallback.label(rest))
+        return [labels[item.key] for item in batch]

@@ -1,0 +1,98 @@
+"""The label stage through the teacher interface: auto routing, Depth Pro, cache, errors."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dicepipe.imageio import encode_png
+from dicepipe.params import LabelParams
+from dicepipe.pipeline import label
+from dicepipe.records import SAMPLE_SCHEMA
+from dicepipe.sources.common import sample_row
+from dicepipe.sources.sample_corpus import label_bytes
+from dicepipe.sources.synthetic import render_scene
+from dicepipe.teachers import make_teacher
+from dicepipe.teachers.audit_run import run_audit
+from dicepipe.teachers.loading import MissingWeightsError
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    from dicepipe.teachers.depth_pro import save_random_depth_pro
+
+    return save_random_depth_pro(tmp_path_factory.mktemp("depth_pro"))
+
+
+def _unit(tmp_path, with_exact_labels: int, total: int = 3):
+    """A sample unit of rendered scenes; the first `with_exact_labels` ship exact labels."""
+    rows = []
+    for i in range(total):
+        scene = render_scene(100 + i, 64, 48)
+        rows.append(sample_row("openimages", f"id{i}", "u", "x", encode_png(scene.rgb), [], 10**7))
+        if i < with_exact_labels:
+            path = tmp_path / "exact" / "openimages" / f"id{i}.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(label_bytes(scene))
+    unit = tmp_path / "samples" / "openimages-000000.parquet"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA), unit)
+    return unit
+
+
+def _params(tmp_path, **kwargs) -> LabelParams:
+    defaults = dict(
+        ground_truth_dir=str(tmp_path / "exact"),
+        cache_dir=str(tmp_path / "cache"),
+        num_workers=0,
+        device="cpu",
+        batch_size=2,
+    )
+    return LabelParams(**{**defaults, **kwargs})
+
+
+def test_auto_uses_exact_labels_without_loading_a_model(tmp_path):
+    unit = _unit(tmp_path, with_exact_labels=3)
+    params = _params(tmp_path, weights=str(tmp_path / "no-weights-here"))
+    manifest = label.run_unit(unit, make_teacher(params), params, tmp_path / "labels")
+    assert manifest["rows"] == 3 and manifest["quarantined"] == 0
+    teachers = pq.read_table(tmp_path / "labels" / unit.name)["teacher"].to_pylist()
+    assert teachers == ["ground_truth:v1"] * 3
+
+
+def test_auto_stops_with_where_to_put_the_weights(tmp_path):
+    unit = _unit(tmp_path, with_exact_labels=1)
+    missing = tmp_path / "no-weights-here"
+    params = _params(tmp_path, weights=str(missing))
+    with pytest.raises(MissingWeightsError) as error:
+        label.run_unit(unit, make_teacher(params), params, tmp_path / "labels")
+    assert str(missing) in str(error.value) and "label.weights" in str(error.value)
+    assert not (tmp_path / "labels" / unit.name).exists()
+
+
+def test_depth_pro_labels_then_reads_its_cache(tmp_path, tiny_weights):
+    unit = _unit(tmp_path, with_exact_labels=1)
+    params = _params(tmp_path, teacher="auto", weights=str(tiny_weights))
+    first = make_teacher(params)
+    label.run_unit(unit, first, params, tmp_path / "labels")
+    table = pq.read_table(tmp_path / "labels" / unit.name).to_pylist()
+    identities = [row["teacher"] for row in table]
+    assert identities[0] == "ground_truth:v1"
+    assert all(t.startswith("depth_pro:") and "normals_geometry" in t for t in identities[1:])
+    assert label.cache_counts(first) == {"computed": 2, "from_cache": 0}
+    second = make_teacher(params)  # a fresh process-level teacher, same identity
+    label.run_unit(unit, second, params, tmp_path / "labels-again")
+    assert label.cache_counts(second) == {"computed": 0, "from_cache": 2}
+    again = pq.read_table(tmp_path / "labels-again" / unit.name)
+    assert again.equals(pq.read_table(tmp_path / "labels" / unit.name))
+
+
+def test_audit_scores_exact_teacher_perfect_and_random_model_poor(tiny_weights):
+    exact = run_audit(LabelParams(), "ground_truth", scenes=3, width=64, height=48)
+    assert exact["depth"]["absrel"] < 1e-6 and exact["depth"]["delta1"] == 1.0
+    assert exact["normals"]["median"] < 0.1
+    model = run_audit(
+        LabelParams(weights=str(tiny_weights), device="cpu"), "depth_pro", 3, 64, 48
+    )
+    assert model["depth"]["absrel"] > 0.05 and model["normals"]["median"] > 5
