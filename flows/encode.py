@@ -45,16 +45,17 @@ def encode_flow(
     samples_dir, labels_dir, composites_dir = Path(samples), Path(labels), Path(composites)
     shards_dir, work_dir = Path(shards), Path(work)
     paths = encode.plan(samples_dir, composites_dir)
-    entries = run_tasks(
+    results = run_tasks(
         encode_unit, paths, labels_dir, params, shards_dir, work_dir, label="encode"
     )
-    for folder in (shards_dir, work_dir):
-        remove_stale(folder, [p.stem for p in paths])
+    entries = [entry for result in results for entry in result["shards"]]
+    remove_stale(shards_dir, [Path(e["path"]).stem for e in entries])
+    remove_stale(work_dir, [p.stem for p in paths])
     sources = rows_per_source(shards_dir)
     accounting = item_accounting(samples_dir, labels_dir, composites_dir, work_dir, shards_dir)
     manifest = write_manifest(
         shards_dir,
-        [{k: v for k, v in e.items() if k != "quarantined"} for e in entries],
+        entries,
         sources=dict(sorted(sources.items())),
     )
     summary = {**accounting, "encode_reasons": reasons(work_dir)}

@@ -94,3 +94,30 @@ def test_bad_rows_are_refused(tmp_path):
     with pytest.raises(Exception, match="int"):
         write_shard(tmp_path / "bad.parquet", rows)
     assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_units_split_into_size_bounded_parts_and_detect_completion(tmp_path):
+    from dicepipe.shards import finished_unit_shards, split_by_size, write_unit_shards
+
+    rows = _rows(6)
+
+    def size(row):
+        return len(row["image"]["bytes"]) + len(row["target"]["bytes"]) + 256
+
+    target = 3 * max(map(size, rows))
+    parts = split_by_size(rows, target_bytes=target)
+    assert [row for part in parts for row in part] == rows  # order kept, nothing lost
+    assert len(parts) >= 4 and all(sum(map(size, part)) <= target for part in parts)
+    assert split_by_size(rows[:1], target_bytes=1) == [rows[:1]]  # never an empty part
+    entries = write_unit_shards(tmp_path, "u-000001", rows, "fp", shard_bytes=target)
+    n = len(entries)
+    assert [e["path"] for e in entries] == [f"u-000001-{k:03d}.parquet" for k in range(n)]
+    assert sum(e["rows"] for e in entries) == 12
+    assert finished_unit_shards(tmp_path, "u-000001", "fp") is not None
+    assert finished_unit_shards(tmp_path, "u-000001", "other") is None
+    (tmp_path / "u-000001-002.parquet").unlink()  # a killed run leaves a gap
+    assert finished_unit_shards(tmp_path, "u-000001", "fp") is None
+    fewer = write_unit_shards(tmp_path, "u-000001", rows, "fp2", shard_bytes=10**9)
+    assert len(fewer) == 1 and sorted(p.name for p in tmp_path.glob("u-000001-*")) == [
+        "u-000001-000.parquet"
+    ]

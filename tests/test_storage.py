@@ -25,6 +25,16 @@ def test_atomic_write_leaves_old_file_when_the_writer_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
 
 
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    atomic_write(tmp_path / "f", lambda h: h.write(b"x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o666 & ~umask
+
+
 def test_json_is_byte_stable(tmp_path):
     write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     write_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})

@@ -61,36 +61,55 @@ def format_stats(
     """The lines `dicepipe inspect` prints: the dataset card's statistics as plain text."""
     from dicepipe.card import MAX_LISTED_SHARDS
 
-    sources, width = stats["sources"], max([len(t) for t in stats["tasks"]] + [5])
+    width = max([len(t) for t in stats["tasks"]] + [5])
     lines = [
-        f"{shards}: {len(stats['shards'])} shards, {stats['rows']} rows, {stats['bytes']:,} bytes"
+        f"{shards}: {len(stats['shards'])} shards, {stats['rows']} rows, {stats['bytes']:,} bytes",
+        *_count_lines(stats, width),
+        "  " + "task".ljust(width) + "  image sizes (w x h)    teachers",
     ]
-    lines.append(
-        "  " + "task".ljust(width) + "".join(f"{s:>12}" for s in sources) + f"{'total':>8}"
-    )
-    for task, counts in stats["tasks"].items():
-        cells = "".join(f"{counts.get(s, 0):>12}" for s in sources)
-        lines.append(f"  {task:<{width}}{cells}{sum(counts.values()):>8}")
-    totals = "".join(f"{sum(c.get(s, 0) for c in stats['tasks'].values()):>12}" for s in sources)
-    lines.append(f"  {'total':<{width}}{totals}{stats['rows']:>8}")
-    lines.append("  " + "task".ljust(width) + "  image sizes (w x h)    teachers")
     for task, (lo_w, hi_w, lo_h, hi_h) in stats["sizes"].items():
         size = f"{lo_w}-{hi_w} x {lo_h}-{hi_h}"
         lines.append(f"  {task:<{width}}  {size:<22} {', '.join(stats['teachers'][task])}")
     if accounting:
-        q = accounting.get("quarantined", {})
-        lines.append(
-            f"  items: {accounting.get('selected', 0)} selected = {accounting.get('in_shards', 0)}"
-            f" in shards + {sum(q.values())} quarantined ("
-            + ", ".join(f"{stage} {n}" for stage, n in sorted(q.items()))
-            + ")"
-        )
-    bad = {problem.split(":", 1)[0] for problem in problems}
+        lines.append(_accounting_line(accounting))
     if all_shards or len(stats["shards"]) <= MAX_LISTED_SHARDS:
+        bad = {problem.split(":", 1)[0] for problem in problems}
         for s in stats["shards"]:
             status = "MISMATCH" if s["path"] in bad else "ok"
             lines.append(f"  {s['path']:<40}{s['rows']:>8} rows {s['bytes']:>14,} bytes  {status}")
     return lines
+
+
+def _count_lines(stats: dict[str, Any], width: int) -> list[str]:
+    sources, tasks = stats["sources"], stats["tasks"]
+    lines = ["  " + "task".ljust(width) + "".join(f"{s:>12}" for s in sources) + f"{'total':>8}"]
+    for task, counts in tasks.items():
+        cells = "".join(f"{counts.get(s, 0):>12}" for s in sources)
+        lines.append(f"  {task:<{width}}{cells}{sum(counts.values()):>8}")
+    totals = "".join(f"{sum(c.get(s, 0) for c in tasks.values()):>12}" for s in sources)
+    return [*lines, f"  {'total':<{width}}{totals}{stats['rows']:>8}"]
+
+
+def _accounting_line(accounting: dict[str, Any]) -> str:
+    quarantined = accounting.get("quarantined", {})
+    stages = ", ".join(f"{stage} {n}" for stage, n in sorted(quarantined.items()))
+    return (
+        f"  items: {accounting.get('selected', 0)} selected = {accounting.get('in_shards', 0)}"
+        f" in shards + {sum(quarantined.values())} quarantined ({stages})"
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from dicepipe.params import load_label
+    from dicepipe.storage import write_json
+    from dicepipe.teachers.audit_run import format_audit, run_audit
+
+    params = load_label(args.params)
+    report = run_audit(params, args.teacher, args.scenes, args.width, args.height)
+    print(format_audit(report))
+    if args.out:
+        write_json(args.out, report)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--all", action="store_true", help="list every shard, however many")
     inspect.set_defaults(run=_inspect)
+    _add_audit(commands)
     return parser
+
+
+def _add_audit(commands: argparse._SubParsersAction) -> None:
+    audit = commands.add_parser(
+        "audit", help="score a teacher against exact labels of synthetic scenes"
+    )
+    audit.add_argument("--params", default="params.yaml", help="its `label` section is used")
+    audit.add_argument("--teacher", choices=["ground_truth", "depth_pro"], default="depth_pro")
+    audit.add_argument("--scenes", type=int, default=8)
+    audit.add_argument("--width", type=int, default=160)
+    audit.add_argument("--height", type=int, default=120)
+    audit.add_argument("--out", help="also write the report as JSON here")
+    audit.set_defaults(run=_audit)
 
 
 def main(argv: list[str] | None = None) -> int:

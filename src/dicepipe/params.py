@@ -195,6 +195,8 @@ class EncodeParams:
     depth: DepthTargetParams = field(default_factory=DepthTargetParams)
     points: PointParams = field(default_factory=PointParams)
     colors: ColorParams = field(default_factory=ColorParams)
+    shard_bytes: int = bounded(512 * 1024**2, lo=1)  # target size of one shard file
+    row_group_bytes: int = bounded(100 * 1024**2, lo=1)  # target size of one Parquet row group
     runner: RunnerParams = field(default_factory=RunnerParams)
 
 

@@ -92,7 +92,5 @@ def test_audit_scores_exact_teacher_perfect_and_random_model_poor(tiny_weights):
     exact = run_audit(LabelParams(), "ground_truth", scenes=3, width=64, height=48)
     assert exact["depth"]["absrel"] < 1e-6 and exact["depth"]["delta1"] == 1.0
     assert exact["normals"]["median"] < 0.1
-    model = run_audit(
-        LabelParams(weights=str(tiny_weights), device="cpu"), "depth_pro", 3, 64, 48
-    )
+    model = run_audit(LabelParams(weights=str(tiny_weights), device="cpu"), "depth_pro", 3, 64, 48)
     assert model["depth"]["absrel"] > 0.05 and model["normals"]["median"] > 5

@@ -12,11 +12,10 @@ from dicepipe.imageio import decode_image, encode_jpeg
 from dicepipe.sources.common import (
     ItemError,
     check_safe_name,
+    decode_rles,
     points_in_rle,
     read_bytes,
-    rle_area,
     rle_runs,
-    rle_runs_many,
     sample_row,
 )
 
@@ -39,7 +38,8 @@ def test_rle_runs_match_pycocotools_on_random_masks():
         for counts in (rle["counts"], rle["counts"].decode()):
             runs = rle_runs(counts, height, width)
             assert np.array_equal(_dense(runs, height, width), mask)
-            assert rle_area(runs) == int(mask_utils.area(rle)) == int(mask.sum())
+            area = decode_rles([counts], height, width).areas()[0]
+            assert area == int(mask_utils.area(rle)) == int(mask.sum())
 
 
 def test_many_rles_decode_in_one_pass_like_one_by_one():
@@ -50,13 +50,16 @@ def test_many_rles_decode_in_one_pass_like_one_by_one():
     counts = [_rle(m)["counts"].decode() for m in masks]
     counts[2] = _rle(masks[2])["counts"]  # bytes and lists mix with strings
     counts[4] = rle_runs(counts[4], 30, 20).tolist()
-    many = rle_runs_many(counts, 30, 20)
-    for runs, mask in zip(many, masks, strict=True):
-        assert np.array_equal(_dense(runs, 30, 20), mask)
-    with pytest.raises(ItemError, match="RLE 2 does not cover"):
-        rle_runs_many([counts[0], counts[1], ""], 30, 20)
-    with pytest.raises(ItemError):
-        rle_runs_many([counts[0], "0é"], 30, 20)
+    for batch in (counts, [c.decode() if isinstance(c, bytes) else c for c in counts[:4]]):
+        rles = decode_rles(batch, 30, 20)
+        for i, mask in enumerate(masks[: len(batch)]):
+            runs = rles.runs[rles.first[i] : rles.first[i] + rles.size[i]]
+            assert np.array_equal(_dense(runs, 30, 20), mask)
+        assert rles.areas().tolist() == [int(m.sum()) for m in masks[: len(batch)]]
+    for bad in ([counts[0], counts[1], ""], [counts[0], "0é"], [counts[0], [3, 5]]):
+        with pytest.raises(ItemError) as caught:
+            decode_rles(bad, 30, 20)
+        assert caught.value.reason == "invalid_rle"
 
 
 def test_rle_runs_decode_long_runs_of_a_large_image():
@@ -83,6 +86,17 @@ def test_invalid_rle_is_an_item_error(counts):
     with pytest.raises(ItemError) as caught:
         rle_runs(counts, 4, 4)
     assert caught.value.reason == "invalid_rle"
+
+
+def test_points_of_many_masks_match_one_by_one():
+    masks = [np.zeros((40, 60), bool) for _ in range(3)]
+    masks[0][5:12, 40:55] = masks[1][30:33, 2:4] = masks[2][0:40, 0:1] = True
+    rles = decode_rles([_rle(m)["counts"] for m in masks], 40, 60)
+    batch = rles.points([2, 0], 4, [np.random.default_rng(7), np.random.default_rng(8)])
+    for i, seed, points in ((2, 7, batch[0]), (0, 8, batch[1])):
+        single = rle_runs(_rle(masks[i])["counts"], 40, 60)
+        assert points == points_in_rle(single, 40, 60, 4, np.random.default_rng(seed))
+        assert all(masks[i][int(y * 40), int(x * 60)] for x, y in points)
 
 
 def test_prompt_points_lie_inside_the_mask_and_prefixes_are_stable():

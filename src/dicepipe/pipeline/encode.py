@@ -16,7 +16,7 @@ from dicepipe.pipeline.examples import composite_example, examples_for_item
 from dicepipe.pipeline.label import decode_label_arrays
 from dicepipe.pipeline.units import error_path
 from dicepipe.records import QUARANTINE_SCHEMA, quarantine_row
-from dicepipe.shards import shard_entry, write_shard
+from dicepipe.shards import finished_unit_shards, shard_entry, write_unit_shards
 from dicepipe.sources.common import ItemError
 from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
 
@@ -57,19 +57,29 @@ def _write(
     fingerprint = digest_of(
         STAGE, unit, [sha256_file(p) for p in inputs], asdict(params), __version__
     )
-    shard_path = shards_dir / f"{unit}.parquet"
     errors_file = error_path(work_dir, unit)
-    if read_fingerprint(errors_file) == fingerprint and shard_path.exists():
-        entry = shard_entry(shard_path)
+    finished = finished_unit_shards(shards_dir, unit, fingerprint)
+    if read_fingerprint(errors_file) == fingerprint and finished is not None:
+        entries = [shard_entry(path) for path in finished]
     else:
         rows, errors = build()
         table = pa.Table.from_pylist(
             sorted(errors, key=lambda r: r["key"]), schema=QUARANTINE_SCHEMA
         )
         write_parquet(errors_file, table, fingerprint)
-        entry = write_shard(shard_path, rows)
-    entry["quarantined"] = pq.read_metadata(errors_file).num_rows
-    return entry
+        entries = write_unit_shards(
+            shards_dir,
+            unit,
+            rows,
+            fingerprint,
+            shard_bytes=params.shard_bytes,
+            row_group_bytes=params.row_group_bytes,
+        )
+    return {
+        "unit": unit,
+        "shards": entries,
+        "quarantined": pq.read_metadata(errors_file).num_rows,
+    }
 
 
 def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:

@@ -165,17 +165,14 @@ def _plain_jpeg_size(data: bytes, max_pixels: int) -> tuple[int, int] | None:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 plain = image.format == "JPEG" and image.mode == "RGB"
-                if not plain or width * height > max_pixels or _orientation(image) != 1:
+                orientation = int(image.getexif().get(0x0112, 1) or 1)
+                if not plain or width * height > max_pixels or orientation != 1:
                     return None
     except Exception:  # noqa: BLE001 - the general path reports what is wrong
         return None
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     return (height, width) if pixels is not None and pixels.shape[:2] == (height, width) else None
-
-
-def _orientation(image: Image.Image) -> int:
-    return int(image.getexif().get(0x0112, 1) or 1)
 
 
 def _canonical(data: bytes, max_pixels: int) -> tuple[bytes, np.ndarray]:
@@ -193,87 +190,117 @@ def _canonical(data: bytes, max_pixels: int) -> tuple[bytes, np.ndarray]:
     return image_bytes, decoded.rgb
 
 
-def rle_runs(counts: Any, height: int, width: int) -> np.ndarray:
-    """The run lengths of a COCO RLE (compressed string or list of ints), checked to cover
-    exactly `height * width` pixels; anything else is an ItemError `invalid_rle`.
+@dataclass(frozen=True)
+class Rles:
+    """The COCO RLEs of one image as one array of run lengths (RLE i is
+    `runs[first[i]:first[i] + size[i]]`), each checked to cover the image exactly. Runs
+    alternate background/foreground from background, in column-major pixel order."""
 
-    Runs alternate background/foreground, starting with background, in column-major order.
-    """
-    return rle_runs_many([counts], height, width)[0]
+    runs: np.ndarray
+    first: np.ndarray
+    size: np.ndarray
+    height: int
+    width: int
+
+    def _odd(self) -> np.ndarray:
+        return (np.arange(self.runs.size) - np.repeat(self.first, self.size)) % 2 == 1
+
+    def areas(self) -> np.ndarray:
+        """Foreground pixels of every RLE."""
+        return np.add.reduceat(np.where(self._odd(), self.runs, 0), self.first)
+
+    def points(
+        self, chosen: list[int], k: int, rngs: list[np.random.Generator]
+    ) -> list[list[list[float]]]:
+        """For each chosen RLE, up to `k` distinct foreground pixels drawn with its generator,
+        uniformly and in random order (every prefix is a uniform sample), as normalised pixel
+        centres [(x + 0.5) / W, (y + 0.5) / H]; fewer when the mask is smaller."""
+        odd, areas = self._odd(), self.areas().tolist()
+        fg_end, ranked = np.cumsum(self.runs)[odd], np.cumsum(self.runs[odd])
+        before = np.cumsum([0, *areas]).tolist()
+        draws = [
+            before[i] + rng.choice(areas[i], size=min(k, areas[i]), replace=False)
+            for i, rng in zip(chosen, rngs, strict=True)
+        ]
+        rank = np.concatenate([np.zeros(0, np.int64), *draws])
+        owner = np.repeat(np.asarray(chosen, np.int64), [d.size for d in draws])
+        run = np.searchsorted(ranked, rank, side="right")  # every RLE spans `pixels` ends
+        pixel = fg_end[run] - ranked[run] + rank - owner * (self.height * self.width)
+        x, y = np.divmod(pixel, self.height)
+        xy = zip(x.tolist(), y.tolist(), strict=True)
+        flat = [[(a + 0.5) / self.width, (b + 0.5) / self.height] for a, b in xy]
+        bounds = np.cumsum([0] + [d.size for d in draws]).tolist()
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def rle_runs_many(counts: list[Any], height: int, width: int) -> list[np.ndarray]:
-    """`rle_runs` of many RLEs of one image; compressed strings are decoded in one pass."""
-    texts = {i: c.encode() if isinstance(c, str) else c for i, c in enumerate(counts)}
-    texts = {i: t for i, t in texts.items() if isinstance(t, bytes) and t}
-    decoded = dict(zip(texts, _decode_rle_strings(list(texts.values())), strict=True))
-    runs = []
-    for i, c in enumerate(counts):
-        if i in decoded:
-            runs.append(decoded[i])
-        elif isinstance(c, str | bytes):  # empty
-            runs.append(np.zeros(0, np.int64))
-        elif isinstance(c, list) and all(type(v) is int for v in c):
-            runs.append(np.asarray(c, dtype=np.int64))
-        else:
-            raise ItemError("invalid_rle", f"RLE counts of type {type(c).__name__}")
-        if runs[-1].size == 0 or (runs[-1] < 0).any() or runs[-1].sum() != height * width:
-            raise ItemError("invalid_rle", f"RLE {i} does not cover {height}x{width} pixels")
-    return runs
+def decode_rles(counts: list[Any], height: int, width: int) -> Rles:
+    """Decode the `counts` (compressed strings or lists of ints) of many RLEs of one image;
+    one that is malformed or does not cover height x width pixels is ItemError `invalid_rle`."""
+    texts = [c.encode() if isinstance(c, str) else c for c in counts]
+    if texts and all(isinstance(t, bytes) and t for t in texts):
+        runs, size = _decode_rle_strings(texts, height * width)
+    else:  # uncompressed counts (rare): one by one
+        arrays = [_one_rle(c, i, height * width) for i, c in enumerate(texts)]
+        runs = np.concatenate([np.zeros(0, np.int64), *arrays])
+        size = np.asarray([a.size for a in arrays], dtype=np.int64)
+    first = np.concatenate(([0], np.cumsum(size)[:-1])).astype(np.int64)
+    return Rles(runs, first, size, height, width)
 
 
-def _decode_rle_strings(texts: list[bytes]) -> list[np.ndarray]:
+def _one_rle(counts: Any, index: int, pixels: int) -> np.ndarray:
+    if isinstance(counts, bytes) and counts:
+        return _decode_rle_strings([counts], pixels)[0]
+    if not isinstance(counts, list) or not all(type(v) is int and v >= 0 for v in counts):
+        raise ItemError("invalid_rle", f"RLE {index} has counts {str(counts)[:40]!r}")
+    if sum(counts) != pixels:
+        raise ItemError("invalid_rle", f"RLE {index} does not cover {pixels} pixels")
+    return np.asarray(counts, dtype=np.int64)
+
+
+def _decode_rle_strings(texts: list[bytes], pixels: int) -> tuple[np.ndarray, np.ndarray]:
     """pycocotools' `rleFrString` over many strings at once: 5-bit groups with a continuation
     bit (0x20), a sign bit (0x10) in a value's last group, and each run from the third on
-    stored as a delta to the run two before it."""
-    if not texts:
-        return []
-    c = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64) - 48
+    stored as a delta to the run two before it. Returns (all runs, runs per string)."""
+    c = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # below 48 wraps high
     text_ends = np.cumsum([len(t) for t in texts]) - 1
-    if ((c < 0) | (c > 63)).any() or (c[text_ends] & 0x20).any():
+    if (c > 63).any() or (c[text_ends] & 0x20).any():
         raise ItemError("invalid_rle", "RLE string has bad characters or ends mid-value")
     ends = np.flatnonzero((c & 0x20) == 0)
     starts = np.concatenate(([0], ends[:-1] + 1))
     lengths = ends - starts + 1
     if lengths.max() > 7:  # more than 35 bits: no image has runs that long
         raise ItemError("invalid_rle", "RLE string holds an impossibly long run")
-    shift = 5 * (np.arange(c.size) - np.repeat(starts, lengths))
-    values = np.add.reduceat((c & 0x1F) << shift, starts)
-    values = np.where(c[ends] & 0x10, values - (1 << (5 * lengths)), values)
-    per_text = np.bincount(np.searchsorted(text_ends, ends), minlength=len(texts))
-    first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+    values = (c[starts] & 0x1F).astype(np.int64)
+    longer = np.flatnonzero(lengths > 1)  # few: most values fit one character
+    for k in range(1, int(lengths.max())):
+        longer = longer[lengths[longer] > k]
+        values[longer] += (c[starts[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
+    negative = np.flatnonzero(c[ends] & 0x10)
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    bounds = np.searchsorted(ends, text_ends) + 1  # every string ends with a value
+    first = np.concatenate(([0], bounds[:-1]))
+    per_text = bounds - first
     local = np.arange(values.size) - np.repeat(first, per_text)
-    odd, late_even = local % 2 == 1, (local % 2 == 0) & (local >= 2)
-    runs = values.copy()
-    for select in (odd, late_even):  # cumulative sums restarted at every string
-        total = np.cumsum(np.where(select, values, 0))
-        before = np.concatenate(([0], total))[first]
-        runs[select] = (total - np.repeat(before, per_text))[select]
-    return np.split(runs, np.cumsum(per_text)[:-1])
+    odd = (local & 1).astype(bool)
+    runs = values
+    for select in (odd, ~odd & (local >= 2)):  # cumulative sums per parity, restarted per string
+        part = np.where(select, values, 0)
+        part[first[1:]] -= np.add.reduceat(part, first)[:-1]
+        runs = np.where(select, np.cumsum(part), runs)
+    bad = (np.add.reduceat(runs, first) != pixels) | (np.minimum.reduceat(runs, first) < 0)
+    if bad.any():
+        raise ItemError("invalid_rle", f"RLE {int(np.argmax(bad))} does not cover {pixels} pixels")
+    return runs, per_text
 
 
-def rle_area(runs: np.ndarray) -> int:
-    """Foreground pixels of an RLE given as runs."""
-    return int(runs[1::2].sum())
+def rle_runs(counts: Any, height: int, width: int) -> np.ndarray:
+    """The run lengths of one COCO RLE (see `decode_rles`)."""
+    return decode_rles([counts], height, width).runs
 
 
 def points_in_rle(
     runs: np.ndarray, height: int, width: int, k: int, rng: np.random.Generator
 ) -> list[list[float]]:
-    """Up to `k` distinct foreground pixels, drawn uniformly in random order (so every prefix
-    is itself a uniform sample), as normalised pixel centres [(x + 0.5) / W, (y + 0.5) / H].
-
-    Works on the runs, never on a dense mask; fewer than `k` points when the mask is smaller.
-    """
-    fg_length = runs[1::2]
-    fg_start = (np.cumsum(runs) - runs)[1::2]
-    cumulative = np.cumsum(fg_length)
-    area = int(cumulative[-1]) if cumulative.size else 0
-    if area == 0:
-        return []
-    ranks = rng.choice(area, size=min(k, area), replace=False)
-    run = np.searchsorted(cumulative, ranks, side="right")
-    pixel = fg_start[run] + ranks - (cumulative[run] - fg_length[run])
-    xs, ys = pixel // height, pixel % height  # column-major
-    pairs = zip(xs.tolist(), ys.tolist(), strict=True)
-    return [[(x + 0.5) / width, (y + 0.5) / height] for x, y in pairs]
+    """`Rles.points` of a single RLE given as runs."""
+    rles = Rles(runs, np.zeros(1, np.int64), np.asarray([runs.size]), height, width)
+    return rles.points([0], k, [rng])[0]

@@ -30,11 +30,10 @@ from dicepipe.sampling import bottom_k_items, item_rng
 from dicepipe.sources.common import (
     ItemError,
     Outcome,
+    Rles,
     Unit,
+    decode_rles,
     expand_paths,
-    points_in_rle,
-    rle_area,
-    rle_runs_many,
     sample_row,
     unit_name,
 )
@@ -167,32 +166,30 @@ def parse_annotations(data: bytes, width: int, height: int) -> list[dict[str, An
 
 def select_annotations(
     annotations: list[dict[str, Any]], height: int, width: int, params: Sa1bParams
-) -> tuple[list[tuple[dict[str, Any], Any]], list[tuple[int, str]]]:
-    """Apply the per-annotation filters: (kept [(annotation, runs)] in input order,
-    dropped [(annotation id, reason)])."""
-    candidates, dropped = [], []
-    all_runs = rle_runs_many([a["segmentation"]["counts"] for a in annotations], height, width)
-    for annotation, runs in zip(annotations, all_runs, strict=True):
-        area = rle_area(runs)
-        reason = _filter_reason(annotation, area, params)
+) -> tuple[list[int], list[tuple[int, str]], Rles | None]:
+    """Apply the per-annotation filters: (indices kept, in input order; [(annotation id,
+    reason)] dropped; the decoded masks)."""
+    if not annotations:
+        return [], [], None
+    rles = decode_rles([a["segmentation"]["counts"] for a in annotations], height, width)
+    areas = rles.areas().tolist()
+    kept, dropped = [], []
+    for index, annotation in enumerate(annotations):
+        reason = _filter_reason(annotation, areas[index], params)
         if reason is None:
-            candidates.append((annotation, runs, area))
+            kept.append(index)
         else:
             dropped.append((int(annotation["id"]), reason))
-    cap = params.max_annotations
-    if cap is not None and len(candidates) > cap:
-        ranked = sorted(
-            range(len(candidates)),
-            key=lambda i: (
-                -candidates[i][2],
-                -_score(candidates[i][0], "stability_score"),
-                int(candidates[i][0]["id"]),
-            ),
-        )
-        over = set(ranked[cap:])
-        dropped += [(int(candidates[i][0]["id"]), "max_annotations") for i in sorted(over)]
-        candidates = [c for i, c in enumerate(candidates) if i not in over]
-    return [(annotation, runs) for annotation, runs, _ in candidates], dropped
+    if params.max_annotations is not None and len(kept) > params.max_annotations:
+        ranked = sorted(kept, key=lambda i: _size_rank(annotations[i], areas[i]))
+        over = set(ranked[params.max_annotations :])
+        dropped += [(int(annotations[i]["id"]), "max_annotations") for i in kept if i in over]
+        kept = [i for i in kept if i not in over]
+    return kept, dropped, rles
+
+
+def _size_rank(annotation: dict[str, Any], area: int) -> tuple[int, float, int]:
+    return (-area, -_score(annotation, "stability_score"), int(annotation["id"]))
 
 
 def _filter_reason(annotation: dict[str, Any], area: int, params: Sa1bParams) -> str | None:
@@ -253,14 +250,13 @@ def _pair_outcome(
         row = sample_row(SOURCE, stem, unit.name, origin, parts[".jpg"], [], params.max_pixels)
         height, width = row["height"], row["width"]
         annotations = parse_annotations(parts[".json"], width, height)
-        kept, dropped = select_annotations(annotations, height, width, params.sa1b)
+        kept, dropped, rles = select_annotations(annotations, height, width, params.sa1b)
         if not kept:
             raise ItemError("no_annotations", _dropped_summary(len(annotations), dropped))
-        for annotation, runs in kept:
-            rng = item_rng(params.seed, key, str(annotation["id"]))
-            points = points_in_rle(runs, height, width, params.sa1b.prompt_points, rng)
-            annotation["prompt_points"] = points
-        kept_json = [annotation for annotation, _ in kept]
+        rngs = [item_rng(params.seed, key, str(annotations[i]["id"])) for i in kept]
+        for i, points in zip(kept, rles.points(kept, params.sa1b.prompt_points, rngs), strict=True):
+            annotations[i]["prompt_points"] = points
+        kept_json = [annotations[i] for i in kept]
         row["annotations"] = json.dumps(kept_json, sort_keys=True, separators=(",", ":"))
     except ItemError as error:
         return Outcome(key, error=error)

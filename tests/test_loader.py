@@ -1,0 +1,204 @@
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from dicepipe import loader as loader_module
+from dicepipe.imageio import encode_png
+from dicepipe.loader import (
+    TASKS,
+    TaskMixingDataset,
+    index_shards,
+    make_loader,
+    padded_points,
+    partition_rows,
+    shard_paths,
+)
+from dicepipe.params import LoaderParams
+from dicepipe.records import TASK_PROMPTS
+from dicepipe.shards import image_cell, shard_schema
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = {"depth": 15, "normal": 15, "point_segmentation": 20, "entity_segmentation": 20}
+PAPER |= {"semantic_segmentation": 20, "pose": 20}
+
+
+def _png(value: int) -> bytes:
+    return encode_png(np.full((4, 6, 3), value, np.uint8))
+
+
+def _write_set(folder: Path, per_task: int, tasks=TASKS, shards: int = 3, group: int = 8):
+    """Tiny shards: `per_task` rows of each task spread over files of `group`-row row groups."""
+    pngs = [_png(v) for v in range(0, 250, 10)]
+    rows = [
+        {
+            "key": f"item/{task}/{i:04d}",
+            "task": task,
+            "prompt": TASK_PROMPTS[task],
+            "image": image_cell(pngs[i % len(pngs)]),
+            "target": image_cell(pngs[(i + 1) % len(pngs)]),
+            "points": [[0.25, 0.5]] * (1 + i % 5) if task == "point_segmentation" else [],
+            "source": "synthetic",
+            "source_id": str(i),
+            "width": 6,
+            "height": 4,
+            "teacher": "t",
+            "meta": "{}",
+        }
+        for task in tasks
+        for i in range(per_task)
+    ]
+    paths = []
+    for s in range(shards):
+        table = pa.Table.from_pylist(rows[s::shards], schema=shard_schema())
+        paths.append(folder / f"part-{s}.parquet")
+        pq.write_table(table, paths[-1], row_group_size=group)
+    return paths
+
+
+def _take(dataset, n: int) -> list[dict]:
+    return list(itertools.islice(iter(dataset), n))
+
+
+def _ids(samples) -> list[tuple]:
+    return [(s["key"], s["task"], s["epoch"], s["position"]) for s in samples]
+
+
+def test_task_frequencies_match_the_weights(tmp_path):
+    from scipy.stats import chisquare
+
+    paths = _write_set(tmp_path, per_task=60, group=120)
+    dataset = TaskMixingDataset(paths, PAPER, seed=3, steps=10_000)
+    counts = Counter(sample["task"] for sample in dataset)
+    observed = [counts[t] for t in TASKS]
+    expected = [10_000 * PAPER[t] / 110 for t in TASKS]
+    assert sum(observed) == 10_000
+    assert chisquare(observed, expected).pvalue > 1e-3
+    for o, e in zip(observed, expected, strict=True):
+        assert abs(o - e) < 3 * np.sqrt(e)
+
+
+def test_weights_renormalise_over_the_tasks_present(tmp_path):
+    paths = _write_set(tmp_path, per_task=20, tasks=("depth", "pose"))
+    weights = {**PAPER, "normal": 0.0}
+    counts = Counter(s["task"] for s in TaskMixingDataset(paths, weights, steps=3_500))
+    assert set(counts) == {"depth", "pose"}
+    assert abs(counts["depth"] / 3_500 - 15 / 35) < 3 * np.sqrt(0.43 * 0.57 / 3_500)
+
+
+def test_same_seed_same_stream_and_another_seed_another(tmp_path):
+    paths = _write_set(tmp_path, per_task=10)
+    a, b = (_take(TaskMixingDataset(paths, PAPER, seed=7), 150) for _ in range(2))
+    assert _ids(a) == _ids(b)
+    assert all(torch.equal(x["target"], y["target"]) for x, y in zip(a, b, strict=True))
+    assert _ids(_take(TaskMixingDataset(paths, PAPER, seed=8), 150)) != _ids(a)
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 7, 40])
+def test_every_row_belongs_to_exactly_one_partition(tmp_path, partitions):
+    _, tasks = index_shards(_write_set(tmp_path, per_task=13))
+    every = {(t, b, int(r)) for t, groups in tasks.items() for b, rows in groups for r in rows}
+    owned = [
+        (t, b, int(r))
+        for part in partition_rows(tasks, partitions)
+        for t, groups in part.items()
+        for b, rows in groups
+        for r in rows
+    ]
+    assert len(owned) == len(set(owned)) and set(owned) == every
+    if partitions <= 13:  # a task with at least one row per partition reaches all of them
+        assert all(set(p) == set(TASKS) for p in partition_rows(tasks, partitions))
+
+
+def test_no_row_repeats_within_an_epoch_across_two_ranks_of_two_workers(tmp_path):
+    paths = _write_set(tmp_path, per_task=12)
+    seen = []
+    for rank in range(2):
+        dataset = TaskMixingDataset(paths, PAPER, rank=rank, world_size=2, num_workers=2, steps=90)
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2):
+            seen += zip(batch["task"], batch["key"], batch["epoch"].tolist(), strict=True)
+    assert len(seen) == 4 * 90
+    per_epoch = Counter(seen)
+    assert max(per_epoch.values()) == 1  # within a task's epoch, no row twice
+    first = sorted((t, k) for t, k, e in seen if e == 0)
+    assert first == sorted((t, f"item/{t}/{i:04d}") for t in TASKS for i in range(12))
+
+
+def test_resume_continues_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader_module, "CHUNK", 64)  # cross several draw chunks cheaply
+    paths = _write_set(tmp_path, per_task=9)
+    reference = TaskMixingDataset(paths, PAPER, seed=5)
+    stream = iter(reference)
+    head = list(itertools.islice(stream, 137))
+    state = reference.state_dict()
+    tail = list(itertools.islice(stream, 163))
+    resumed = TaskMixingDataset(paths, PAPER, seed=5)
+    resumed.load_state_dict(state)
+    again = _take(resumed, 163)
+    assert _ids(again) == _ids(tail) and _ids(head)[-1][3] == 136
+    assert all(torch.equal(x["image"], y["image"]) for x, y in zip(again, tail, strict=True))
+
+
+def test_resume_with_workers_continues_exactly(tmp_path):
+    paths = _write_set(tmp_path, per_task=9)
+
+    def batches(dataset):
+        return iter(torch.utils.data.DataLoader(dataset, batch_size=3, num_workers=2))
+
+    reference = TaskMixingDataset(paths, PAPER, seed=2, num_workers=2)
+    stream = batches(reference)
+    for batch in itertools.islice(stream, 5):
+        reference.record(batch)
+    state = reference.state_dict()
+    expected = [_batch_ids(b) for b in itertools.islice(stream, 5)]
+    resumed = TaskMixingDataset(paths, PAPER, seed=2, num_workers=2)
+    resumed.load_state_dict(state)
+    assert [_batch_ids(b) for b in itertools.islice(batches(resumed), 5)] == expected
+
+
+def _batch_ids(batch) -> list[tuple]:
+    return list(zip(batch["key"], batch["task"], batch["position"].tolist(), strict=True))
+
+
+def test_a_state_from_other_settings_is_refused(tmp_path):
+    paths = _write_set(tmp_path, per_task=4)
+    state = TaskMixingDataset(paths, PAPER, seed=1).state_dict()
+    with pytest.raises(ValueError, match="seed"):
+        TaskMixingDataset(paths, PAPER, seed=2).load_state_dict(state)
+    with pytest.raises(ValueError, match="num_workers"):
+        TaskMixingDataset(paths, PAPER, seed=1, num_workers=2).load_state_dict(state)
+
+
+def test_points_are_padded_to_five_with_a_mask():
+    points, mask = padded_points([[0.1, 0.2], [0.3, 0.4]])
+    assert points.shape == (5, 2) and mask.tolist() == [True, True, False, False, False]
+    assert points[1].tolist() == pytest.approx([0.3, 0.4]) and points[2:].abs().sum() == 0
+    assert padded_points([[0.5, 0.5]] * 7)[1].all() and not padded_points(None)[1].any()
+
+
+def test_samples_are_normalised_tensors_with_points(tmp_path):
+    paths = _write_set(tmp_path, per_task=5)
+    for sample in _take(TaskMixingDataset(paths, PAPER, resolution=8), 60):
+        assert sample["image"].shape == sample["target"].shape == (3, 8, 8)
+        assert sample["image"].dtype == torch.float32
+        assert sample["image"].min() >= -1.0 and sample["image"].max() <= 1.0
+        assert TASKS[sample["task_id"]] == sample["task"]
+        assert sample["prompt"] == TASK_PROMPTS[sample["task"]]
+        assert sample["point_mask"].any() == (sample["task"] == "point_segmentation")
+
+
+@pytest.mark.skipif(not (REPO / "data/shards/manifest.json").exists(), reason="run dvc repro")
+def test_real_sample_shards_load():
+    params = LoaderParams(shards=str(REPO / "data/shards"), batch_size=4, num_workers=0)
+    batch = next(iter(make_loader(params)))
+    assert batch["image"].shape == (4, 3, 256, 256) == batch["target"].shape
+    samples = _take(TaskMixingDataset(shard_paths(params.shards), PAPER, resolution=32), 120)
+    assert {s["task"] for s in samples} == set(TASKS)
+    pose = next(s for s in samples if s["task"] == "pose")["target"]
+    colours = set(map(tuple, ((pose + 1) * 127.5).round().reshape(3, -1).T.int().tolist()))
+    assert (255, 0, 0) in colours  # nearest resizing keeps the keypoint red exact
