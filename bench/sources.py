@@ -3,11 +3,12 @@
 Throughput: the whole SA-1B path of the `sample` stage (list the tar, select by hash, stream
 the tar, decode and validate every JPEG, parse the JSON, check and filter the RLE masks, draw
 prompt points, write the unit's Parquet files) against `cv2.imdecode` of the same JPEG bytes
-already in memory, in the same process, one OpenCV thread; best of --repeats for each.
-Memory: the same path in fresh subprocesses on tars of N and 10 N items; peak RSS (ru_maxrss),
+already in memory, in the same process, one OpenCV thread; best of --repeats for each,
+interleaved. The path writes real files (with fsync): its disk time is part of the cost.
+Memory: the same path in fresh subprocesses on tars of N and 10 N items; peak RSS (VmHWM),
 which includes the interpreter and libraries, as the user sees it.
 
-    .venv/bin/python bench/sources.py [--items 200] [--size 512] [--repeats 3]
+    .venv/bin/python bench/sources.py [--shapes 512x8:200,1536x64:24] [--memory 512x8:100]
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import subprocess
 import sys
 import tarfile
@@ -31,6 +31,7 @@ from dicepipe.imageio import encode_jpeg
 from dicepipe.params import Sa1bParams, SampleParams
 from dicepipe.pipeline import sample
 
+BENCH = str(Path(__file__).resolve().parent)
 POOL = 24  # distinct pictures; items cycle through them (decode cost is per item anyway)
 
 
@@ -131,8 +132,8 @@ def interleaved_best(fns: list, repeats: int) -> list[float]:
 
 def throughput(tmp: Path, items: int, size: int, masks: int, repeats: int) -> tuple[float, float]:
     """(items/s of the SA-1B path, items/s of bare cv2.imdecode) on the same JPEGs."""
-    tar = tmp / "rate" / "sa_000000.tar"
-    tar.parent.mkdir()
+    tar = tmp / "sa_000000.tar"
+    tar.parent.mkdir(parents=True)
     write_tar(tar, items, size, masks)
     params, blobs = params_for(tar, items), jpeg_bytes(tar)
     runs = iter(range(10**6))
@@ -149,53 +150,65 @@ def throughput(tmp: Path, items: int, size: int, masks: int, repeats: int) -> tu
 
 
 def peak_rss_mb(tar: Path, items: int, out: Path) -> float:
-    """Peak RSS of a fresh process that runs the SA-1B path over `tar`."""
+    """Peak RSS of a fresh process that runs the SA-1B path over `tar`: VmHWM, which exec
+    resets (ru_maxrss would carry over the high-water mark of the forking parent)."""
     code = (
-        "import resource, sys; from pathlib import Path; sys.path.insert(0, 'bench');"
+        f"import sys; from pathlib import Path; sys.path.insert(0, {BENCH!r});"
         "import sources; p = sources.params_for(Path(sys.argv[1]), int(sys.argv[2]));"
         "sources.run_path(p, Path(sys.argv[3]));"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
     )
     args = [sys.executable, "-c", code, str(tar), str(items), str(out)]
     result = subprocess.run(args, capture_output=True, text=True, check=True)
-    return int(result.stdout.split()[-1]) / 1024  # Linux reports KiB
+    return int(result.stdout.split()[-1]) / 1024  # kB
 
 
 def memory(tmp: Path, items: int, size: int, masks: int) -> tuple[float, float]:
     """Peak RSS (MB) of the path over N items and over 10 N items."""
     peaks = []
     for scale in (1, 10):
-        tar = tmp / f"mem{scale}" / "sa_000000.tar"
-        tar.parent.mkdir()
+        tar = tmp / f"x{scale}" / "sa_000000.tar"
+        tar.parent.mkdir(parents=True)
         write_tar(tar, items * scale, size, masks)
         peaks.append(peak_rss_mb(tar, items * scale, tmp / f"mem-out-{scale}"))
     return peaks[0], peaks[1]
 
 
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """`SIZExMASKS:ITEMS` -> (size, masks, items)."""
+    shape, items = text.split(":")
+    size, masks = shape.split("x")
+    return int(size), int(masks), int(items)
+
+
 def main() -> None:
-    """Print throughput, the ratio to bare decoding, and the 10x/1x memory ratio."""
+    """Print throughput and its ratio to bare decoding per shape, then the memory ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=200, help="items per timed run")
-    parser.add_argument("--memory-items", type=int, default=100, help="N of the 1x memory run")
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels")
-    parser.add_argument("--masks", type=int, default=8, help="annotations per image")
+    parser.add_argument(
+        "--shapes",
+        default="512x8:200,1536x64:24",
+        help="SIDExMASKS:ITEMS,... timed runs (1536x64 is close to a real SA-1B image)",
+    )
+    parser.add_argument("--memory", default="512x8:100", help="SIDExMASKS:N of the 1x run")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory(prefix="dicepipe-bench-") as name:
-        tmp = Path(name)
-        path_rate, bare_rate = throughput(tmp, args.items, args.size, args.masks, args.repeats)
-        shape = f"{args.items} x {args.size}px JPEG, {args.masks} masks"
-        print(f"sa1b path     {path_rate:8.1f} items/s  ({shape})")
-        print(f"cv2.imdecode  {bare_rate:8.1f} items/s")
-        print(f"ratio         {path_rate / bare_rate:8.2f}   (goal >= 0.8)")
-        one, ten = memory(tmp, args.memory_items, args.size, args.masks)
+        for number, text in enumerate(args.shapes.split(",")):
+            size, masks, items = parse_shape(text)
+            tmp = Path(name) / f"rate-{number}"
+            path_rate, bare_rate = throughput(tmp, items, size, masks, args.repeats)
+            print(
+                f"{size}px {masks:3d} masks  sa1b path {path_rate:7.1f} items/s"
+                f"  cv2.imdecode {bare_rate:7.1f} items/s"
+                f"  ratio {path_rate / bare_rate:.2f} (goal >= 0.8)"
+            )
+        size, masks, items = parse_shape(args.memory)
+        one, ten = memory(Path(name) / "memory", items, size, masks)
         print(
-            f"peak RSS      {one:8.1f} MB at {args.memory_items} items,"
-            f" {ten:.1f} MB at {10 * args.memory_items}"
+            f"{size}px {masks:3d} masks  peak RSS {one:.1f} MB at {items} items,"
+            f" {ten:.1f} MB at {10 * items}  ratio {ten / one:.2f} (goal <= 1.2)"
         )
-        print(f"ratio         {ten / one:8.2f}   (goal <= 1.2)")
-    print(f"bench rusage  {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ from dicepipe.pipeline.summary import reasons_of, unit_totals  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
 from dicepipe.runtime import (  # noqa: E402
     CACHE_DIR,
-    call_main,
-    make_task_runner,
     publish_summary,
+    run_flow,
     run_tasks,
 )
 from dicepipe.storage import write_json  # noqa: E402
@@ -96,9 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", default="data/work/samples")
     parser.add_argument("--out", default="data/work/composites")
     args = parser.parse_args(argv)
-    runner = make_task_runner(load_composite(args.params).runner)
-    flow_call = composite_flow.with_options(task_runner=runner)
-    return call_main(lambda: flow_call(args.params, args.samples, args.out))
+    runner = load_composite(args.params).runner
+    return run_flow(composite_flow, runner, args.params, args.samples, args.out)
 
 
 if __name__ == "__main__":

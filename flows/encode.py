@@ -18,7 +18,7 @@ from dicepipe.params import EncodeParams, load_encode  # noqa: E402
 from dicepipe.pipeline import encode  # noqa: E402
 from dicepipe.pipeline.summary import format_summary, item_accounting, reasons  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
+from dicepipe.runtime import publish_summary, run_flow, run_tasks  # noqa: E402
 from dicepipe.shards import rows_per_source, write_manifest  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 
@@ -79,13 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", default="data/shards")
     parser.add_argument("--work", default="data/work/encode")
     args = parser.parse_args(argv)
-    runner = make_task_runner(load_encode(args.params).runner)
-    flow_call = encode_flow.with_options(task_runner=runner)
-    return call_main(
-        lambda: flow_call(
-            args.params, args.samples, args.labels, args.composites, args.shards, args.work
-        )
-    )
+    runner = load_encode(args.params).runner
+    folders = (args.samples, args.labels, args.composites, args.shards, args.work)
+    return run_flow(encode_flow, runner, args.params, *folders)
 
 
 if __name__ == "__main__":

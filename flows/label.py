@@ -17,7 +17,7 @@ from dicepipe.params import LabelParams, load_label  # noqa: E402
 from dicepipe.pipeline import label  # noqa: E402
 from dicepipe.pipeline.summary import unit_totals  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
+from dicepipe.runtime import publish_summary, run_flow, run_tasks  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 from dicepipe.teachers import shared_teacher  # noqa: E402
 
@@ -60,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", default="data/work/samples")
     parser.add_argument("--out", default="data/work/labels")
     args = parser.parse_args(argv)
-    runner = make_task_runner(load_label(args.params).runner)
-    flow_call = label_flow.with_options(task_runner=runner)
-    return call_main(lambda: flow_call(args.params, args.samples, args.out))
+    runner = load_label(args.params).runner
+    return run_flow(label_flow, runner, args.params, args.samples, args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from dicepipe.params import SampleParams, load_sample  # noqa: E402
 from dicepipe.pipeline import sample  # noqa: E402
 from dicepipe.pipeline.summary import sample_summary  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
+from dicepipe.runtime import publish_summary, run_flow, run_tasks  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 
 
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="data/work/samples")
     args = parser.parse_args(argv)
-    runner = make_task_runner(load_sample(args.params).runner)
-    return call_main(lambda: sample_flow.with_options(task_runner=runner)(args.params, args.out))
+    return run_flow(sample_flow, load_sample(args.params).runner, args.params, args.out)
 
 
 if __name__ == "__main__":

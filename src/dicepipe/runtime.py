@@ -110,6 +110,11 @@ def publish_summary(title: str, table: list[dict[str, Any]], markdown: str) -> N
     create_markdown_artifact(markdown, key=f"{key}-summary", description=title)
 
 
+def run_flow(flow: Any, runner: RunnerParams, *args: Any) -> int:
+    """Run a Prefect flow under the task runner its params name; the CLI exit status."""
+    return call_main(lambda: flow.with_options(task_runner=make_task_runner(runner))(*args))
+
+
 def call_main(flow_call: Callable[[], Any]) -> int:
     """Run a flow for a CLI entry point: exit status 0 on success, 1 with the error otherwise."""
     try:
