@@ -46,7 +46,11 @@ def label_flow(
     text = (
         f"label   teacher {params.teacher}  rows {summary['rows']}"
         f"  quarantined {summary['quarantined']}  reasons {summary['reasons']}"
-        f"  computed {summary['computed']}  from cache {summary['from_cache']}"
+        + (
+            f"  computed {summary['computed']}  from cache {summary['from_cache']}"
+            if summary["computed"] is not None
+            else "  (exact labels only: no model loaded)"
+        )
     )
     print(text)
     publish_summary("label", list(manifests), text)

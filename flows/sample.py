@@ -42,7 +42,10 @@ def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples"
         f" + quarantined {c['quarantined']}"
         for name, c in summary["sources"].items()
     )
-    print(text + f"\nsample  reasons {summary['reasons']}  balanced {summary['balanced']}")
+    print(
+        text + f"\nsample  reasons {summary['reasons']}  dropped annotations"
+        f" {summary['dropped_annotations']}  balanced {summary['balanced']}"
+    )
     publish_summary("sample", [dict(source=k, **v) for k, v in summary["sources"].items()], text)
     if not summary["balanced"]:
         raise RuntimeError("sample: selected items and rows + quarantined do not add up")

@@ -129,3 +129,17 @@ def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(ImageDecodeError, match="exceeds the limit of 1000000 pixels") as error:
         decode_image(bomb, max_pixels=1_000_000)
     assert error.value.reason == "too_many_pixels"
+
+
+def test_pillow_bomb_guard_at_open_is_reported_as_too_many_pixels():
+    huge = _pil_bytes(Image.new("1", (10_000, 10_000)), "PNG")  # 100 Mpx, beyond Pillow's guard
+    with pytest.raises(ImageDecodeError) as error:
+        decode_image(huge, max_pixels=10**9)
+    assert error.value.reason == "too_many_pixels"
+
+
+def test_cut_header_is_truncated_not_a_crash():
+    data = encode_png(_gradient())
+    with pytest.raises(ImageDecodeError) as error:
+        decode_image(data[:40])
+    assert error.value.reason in {"truncated", "not_an_image"}

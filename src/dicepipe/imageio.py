@@ -1,7 +1,8 @@
 """Safe image decoding to RGB uint8 and deterministic PNG/JPEG encoding.
 
 Every decode failure raises `ImageDecodeError` with a short machine-readable `reason`
-(`empty`, `not_an_image`, `truncated`, `too_many_pixels`, `unsupported_mode`), which is what
+(`empty`, `not_an_image`, `truncated`, `too_many_pixels`, `unsupported_mode`,
+`undecodable`), which is what
 the quarantine tables record.
 """
 
@@ -47,8 +48,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise ImageDecodeError("not_an_image", "bytes are not a known image format") from None
-        except Image.DecompressionBombError as error:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise ImageDecodeError("too_many_pixels", str(error)) from None
+        except (OSError, EOFError, SyntaxError, ValueError) as error:
+            raise ImageDecodeError("truncated", f"header unreadable: {error}") from None
         width, height = image.size
         if width * height > max_pixels:
             raise ImageDecodeError(
@@ -56,8 +59,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
             )
         try:
             image.load()
-        except (OSError, SyntaxError, ValueError) as error:
+        except (OSError, EOFError, SyntaxError, ValueError) as error:
             raise ImageDecodeError("truncated", f"pixel data unreadable: {error}") from None
+        except Exception as error:  # noqa: BLE001 - a decoder failing on untrusted bytes
+            message = f"{type(error).__name__}: {error}"
+            raise ImageDecodeError("undecodable", message) from None
     orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     fmt, mode = image.format or "unknown", image.mode
     if orientation != 1:

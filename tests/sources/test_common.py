@@ -11,13 +11,13 @@ from pycocotools import mask as mask_utils
 from dicepipe.imageio import decode_image, encode_jpeg
 from dicepipe.sources.common import (
     ItemError,
-    check_safe_name,
     decode_rles,
     points_in_rle,
     read_bytes,
     rle_runs,
     sample_row,
 )
+from dicepipe.sources.openimages import check_safe_name
 
 
 def _rle(mask: np.ndarray) -> dict:

@@ -45,8 +45,13 @@ def examples_for_item(
         targets.append(("normal", _normal_target(normals), teacher))
     if masks and not categorised:
         if "point_segmentation" in tasks:
+            stored = {a["id"]: a.get("prompt_points") for a in annotations}
             targets.append(
-                ("point_segmentation", _point_target(key, masks, params), ANNOTATION_TEACHER)
+                (
+                    "point_segmentation",
+                    _point_target(key, masks, stored, params),
+                    ANNOTATION_TEACHER,
+                )
             )
         if "entity_segmentation" in tasks:
             targets.append(
@@ -143,16 +148,26 @@ def _decode_masks(
 
 
 def _point_target(
-    key: str, masks: list[tuple[int, np.ndarray]], params: EncodeParams
+    key: str,
+    masks: list[tuple[int, np.ndarray]],
+    stored_points: dict[int, list | None],
+    params: EncodeParams,
 ) -> tuple[np.ndarray, list, dict]:
-    from dicepipe.targets.segmentation import encode_point_mask
+    """One seeded mask of the item, with k in [points.min, points.max] prompt points: a prefix
+    of the points the sample stage stored for it (seeded per annotation), else drawn here."""
+    from dicepipe.targets.segmentation import encode_point_mask, point_mask_target
 
     rng = item_rng(params.seed, key, "point_segmentation")
     annotation_id, mask = masks[int(rng.integers(len(masks)))]
-    target, points = encode_point_mask(
+    stored = stored_points.get(annotation_id)
+    if stored:
+        k = int(rng.integers(params.points.min, params.points.max + 1))
+        points = [[float(x), float(y)] for x, y in stored[:k]]
+        return point_mask_target(mask), points, {"annotation_id": annotation_id}
+    target, drawn = encode_point_mask(
         mask, rng, min_points=params.points.min, max_points=params.points.max
     )
-    return target, points.tolist(), {"annotation_id": annotation_id}
+    return target, drawn.tolist(), {"annotation_id": annotation_id}
 
 
 def _entity_target(

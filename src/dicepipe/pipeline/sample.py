@@ -170,14 +170,3 @@ def note_counts(out_dir: Path, unit: str) -> dict[str, int]:
         return {}
     reasons = pq.read_table(path, columns=["reason"])["reason"].to_pylist()
     return dict(sorted(Counter(reasons).items()))
-
-
-def remove_stale_notes(out_dir: Path, units: Iterable[str]) -> list[str]:
-    """Delete notes of units an earlier plan had and this one does not (the flow's
-    `remove_stale` covers the rows and errors folders); their names."""
-    keep = {f"{u}.parquet" for u in units}
-    folder = out_dir / NOTES_DIR
-    stale = [p for p in sorted(folder.glob("*.parquet")) if p.name not in keep]
-    for path in stale:
-        path.unlink()
-    return [str(p.relative_to(out_dir)) for p in stale]

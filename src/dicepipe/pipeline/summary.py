@@ -34,7 +34,11 @@ def sample_summary(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[s
             items=m["items"], rows=m["rows"], quarantined=m["quarantined"]
         )
     per_source = {name: dict(counts) for name, counts in sorted(sources.items())}
+    dropped: Counter[str] = Counter()
+    for m in manifests:
+        dropped.update(m.get("dropped_annotations", {}))
     return {
+        "dropped_annotations": dict(sorted(dropped.items())),
         "sources": per_source,
         "units": len(manifests),
         "items": sum(c["items"] for c in per_source.values()),

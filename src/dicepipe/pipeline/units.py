@@ -14,6 +14,7 @@ from dicepipe.sources.common import ItemError
 from dicepipe.storage import read_fingerprint, write_parquet
 
 ERRORS_DIR = "errors"
+SIDE_DIRS = (ERRORS_DIR, "notes")  # per-unit side tables kept beside the unit files
 
 
 def error_path(out_dir: Path, unit: str) -> Path:
@@ -64,7 +65,7 @@ def remove_stale(out_dir: Path, units: Iterable[str]) -> list[str]:
     """Delete unit files of an earlier plan that this plan no longer has; their names."""
     keep = {f"{u}.parquet" for u in units}
     stale = []
-    for folder in (out_dir, out_dir / ERRORS_DIR):
+    for folder in (out_dir, *(out_dir / side for side in SIDE_DIRS)):
         for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
             if path.name not in keep:
                 path.unlink()

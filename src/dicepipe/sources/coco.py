@@ -52,8 +52,10 @@ def load_coco(annotations_url: str) -> Any:
 
 def plan_units(params: CocoParams, seed: int) -> list[Unit]:
     """Select `params.n` images by seeded hash; units are fixed blocks of image-id order."""
-    if params.n == 0 or not params.annotations:
+    if params.n == 0:
         return []
+    if not params.annotations:
+        raise ValueError("sample.coco.annotations is empty, but sample.coco.n > 0")
     coco = load_coco(params.annotations)
     image_ids = sorted(coco.getImgIds(), key=_id_order)
     candidates = ((f"{SOURCE}/{source_id(i)}", (n, i)) for n, i in enumerate(image_ids))

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import posixpath
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +35,6 @@ from dicepipe.sources.common import (
     ItemError,
     Outcome,
     Unit,
-    check_safe_name,
     expand_paths,
     join_url,
     read_bytes,
@@ -46,6 +46,7 @@ SOURCE = "openimages"
 READ_FIELDS = ("apply_rotation", "verify_md5")  # the params that change what a unit writes
 _KEPT_COLUMNS = ("Rotation", "OriginalMD5")  # index columns a unit needs to read its images
 _EXIF_ORIENTATION = 0x0112
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 
 
 def iter_index(index_url: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -113,6 +114,14 @@ def _row(unit: Unit, image_id: str, info: dict[str, Any], params: SampleParams) 
     return sample_row(SOURCE, image_id, unit.name, url, data, [], params.max_pixels, rotation)
 
 
+def check_safe_name(name: Any) -> str:
+    """`name` if it is a plain file name (no folder, no `..`, no odd characters), else an
+    ItemError `bad_id`: ids from an index must never address files outside the images root."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ItemError("bad_id", f"{name!r} is not a plain file name")
+    return name
+
+
 def parse_rotation(value: str | None) -> int:
     """Degrees counterclockwise from the index's `Rotation` cell; empty/nan is 0, anything but
     0/90/180/270 is an ItemError `bad_rotation`."""
@@ -131,6 +140,8 @@ def parse_rotation(value: str | None) -> int:
 def check_md5(data: bytes, expected: str) -> None:
     """Raise ItemError `md5_mismatch` unless the base64 MD5 of `data` equals `expected`."""
     actual = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+    if not expected.strip():
+        raise ItemError("md5_mismatch", "verify_md5 is on but the index has no OriginalMD5")
     if actual != expected.strip():
         raise ItemError("md5_mismatch", f"OriginalMD5 is {expected!r}, the file's is {actual!r}")
 

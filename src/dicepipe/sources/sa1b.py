@@ -116,7 +116,7 @@ def iter_pairs(
     each wanted stem found; `problem` names an unsafe or oversized member or a missing half."""
     pending: dict[str, dict[str, bytes]] = {}
     wanted = set(wanted)
-    with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
+    with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
         for member in archive:
             stem, ext = posixpath.splitext(posixpath.basename(member.name))
             if stem not in wanted or not member.isfile() or ext not in _PAIR:
@@ -127,7 +127,7 @@ def iter_pairs(
                 wanted.discard(stem)
                 yield stem, {}, problem
                 continue
-            archive.members.clear()  # stream mode keeps every header otherwise: O(tar) memory
+            archive.members.clear()  # tarfile keeps every header read otherwise: O(tar) memory
             handle = archive.extractfile(member)
             parts = pending.setdefault(stem, {})
             parts[ext] = handle.read() if handle is not None else b""
@@ -195,7 +195,10 @@ def _areas(counts: list[Any], height: int, width: int) -> list[int]:
     runs); only kept masks are decoded, which also checks that they are valid RLE."""
     if all(isinstance(c, str | bytes) for c in counts):
         rles = [{"size": [height, width], "counts": c} for c in counts]
-        return [int(a) for a in mask_utils.area(rles)]
+        try:
+            return [int(a) for a in mask_utils.area(rles)]
+        except (ValueError, TypeError):
+            pass  # decoding below names the bad RLE
     return decode_rles(counts, height, width).areas().tolist()
 
 

@@ -66,6 +66,14 @@ def encode_instances(
     return target, table
 
 
+def point_mask_target(mask: np.ndarray) -> np.ndarray:
+    """The point-segmentation target of a mask: white (255, 255, 255) on black, (H, W, 3)."""
+    m = as_bool_mask(mask)
+    target = np.zeros((*m.shape, 3), dtype=np.uint8)
+    target[m] = WHITE
+    return target
+
+
 def encode_point_mask(
     mask: np.ndarray,
     rng: np.random.Generator,
@@ -92,6 +100,4 @@ def encode_point_mask(
     idx = rng.choice(ys.size, size=k, replace=ys.size < k)
     height, width = m.shape
     points = np.stack([(xs[idx] + 0.5) / width, (ys[idx] + 0.5) / height], axis=1)
-    target = np.zeros((height, width, 3), dtype=np.uint8)
-    target[m] = WHITE
-    return target, points.astype(np.float32)
+    return point_mask_target(m), points.astype(np.float32)
