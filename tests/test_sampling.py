@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 
-from dicepipe.sampling import bottom_k, bottom_k_items, item_rng, shard_of, stable_hash
+from dicepipe.sampling import bottom_k, bottom_k_items, item_rng, stable_hash
 
 
 def test_stable_hash_is_fixed_across_processes():
@@ -35,8 +35,3 @@ def test_item_rng_depends_on_seed_key_and_salt_only():
     assert np.array_equal(a, item_rng(0, "sa1b/sa_1", "points").integers(0, 1 << 30, 4))
     assert not np.array_equal(a, item_rng(0, "sa1b/sa_1", "colors").integers(0, 1 << 30, 4))
     assert not np.array_equal(a, item_rng(1, "sa1b/sa_1", "points").integers(0, 1 << 30, 4))
-
-
-def test_shard_of_is_balanced_and_fixed():
-    counts = np.bincount([shard_of(f"k{i}", 8) for i in range(8000)], minlength=8)
-    assert counts.min() > 850 and counts.max() < 1150

@@ -52,10 +52,3 @@ def bottom_k_items(items: Iterable[tuple[str, T]], k: int, seed: int) -> list[tu
 def bottom_k(keys: Iterable[str], k: int, seed: int) -> list[str]:
     """The k keys with the smallest seeded hash (see `bottom_k_items`)."""
     return [key for key, _ in bottom_k_items(((key, None) for key in keys), k, seed)]
-
-
-def shard_of(key: str, n_shards: int, seed: int = 0) -> int:
-    """The output shard of an item: a stable hash of its key modulo a fixed shard count."""
-    if n_shards < 1:
-        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
-    return stable_hash(seed, key) % n_shards
