@@ -60,8 +60,9 @@ def main() -> None:
     fg = quantise_foreground(estimate_foreground(item.image, item.alpha))
     t_est = time.perf_counter() - t0
     bg_rng = np.random.default_rng(1)
-    bg = cv2.GaussianBlur(bg_rng.integers(0, 256, (size * 5 // 4, size * 3 // 2, 3), np.uint8),
-                          (0, 0), 3.0)
+    bg = cv2.GaussianBlur(
+        bg_rng.integers(0, 256, (size * 5 // 4, size * 3 // 2, 3), np.uint8), (0, 0), 3.0
+    )
     params = CompositeParams(size=size, bg_blur_prob=0.5, bg_noise_prob=0.5)
 
     t_ours = _median_seconds(lambda i: make_composite(fg, item.alpha, bg, params, 0, i), args.n)

@@ -27,13 +27,21 @@ def test_layouts_and_byte_identical_for_a_seed(tmp_path: Path) -> None:
     assert a == b
     assert a.keys() == c.keys() and a != c
     assert sorted(a) == [
-        "aim500/mask/o_0000.png", "aim500/mask/o_0001.png", "aim500/mask/o_badsize.png",
-        "aim500/original/o_0000.jpg", "aim500/original/o_0001.jpg", "aim500/original/o_badsize.jpg",
-        "am2k/train/mask/m_0000.png", "am2k/train/mask/m_0001.png",
-        "am2k/train/original/m_0000.jpg", "am2k/train/original/m_0001.jpg",
-        "p3m10k/train/blurred_image/p_0000.jpg", "p3m10k/train/blurred_image/p_0001.jpg",
+        "aim500/mask/o_0000.png",
+        "aim500/mask/o_0001.png",
+        "aim500/mask/o_badsize.png",
+        "aim500/original/o_0000.jpg",
+        "aim500/original/o_0001.jpg",
+        "aim500/original/o_badsize.jpg",
+        "am2k/train/mask/m_0000.png",
+        "am2k/train/mask/m_0001.png",
+        "am2k/train/original/m_0000.jpg",
+        "am2k/train/original/m_0001.jpg",
+        "p3m10k/train/blurred_image/p_0000.jpg",
+        "p3m10k/train/blurred_image/p_0001.jpg",
         "p3m10k/train/blurred_image/p_nomask.jpg",
-        "p3m10k/train/mask/p_0000.png", "p3m10k/train/mask/p_0001.png",
+        "p3m10k/train/mask/p_0000.png",
+        "p3m10k/train/mask/p_0001.png",
     ]
     assert first["bytes"] == sum(len(v) for v in a.values())
     assert first["roots"]["am2k"] == str(tmp_path / "a" / "am2k")
@@ -53,7 +61,7 @@ def test_alpha_has_thin_soft_hair_strands() -> None:
     opened = cv2.morphologyEx(hair, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     removed = int(hair.sum() - opened.sum())
     assert removed > 1000  # strands one or two pixels wide vanish under a 3x3 opening
-    top = alpha[: 40]  # above the head: only strands reach there
+    top = alpha[:40]  # above the head: only strands reach there
     assert 0.05 < (top > 0.1).mean() < 0.6
 
 

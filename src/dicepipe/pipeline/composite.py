@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicepipe import __version__
 from dicepipe.composite import CompositeError, cached_foreground, make_composite
 from dicepipe.imageio import ImageDecodeError, decode_image, encode_png
 from dicepipe.params import CompositeStageParams
@@ -27,7 +26,7 @@ from dicepipe.sources.matting import (
     list_foregrounds,
     read_foreground,
 )
-from dicepipe.storage import digest_of, write_parquet
+from dicepipe.storage import code_version, digest_of, write_parquet
 
 STAGE = "composite"
 Background = tuple[str, str]  # (key or path, where its bytes are: sample parquet or the path)
@@ -113,7 +112,7 @@ def run_unit(
     """
     name = unit_name(block, params)
     keys = [ref.key for _, ref in foregrounds]
-    fingerprint = digest_of(STAGE, block, _params_digest(params), keys, pool, __version__)
+    fingerprint = digest_of(STAGE, block, _params_digest(params), keys, pool, code_version())
     if not is_done(out_dir, name, fingerprint):
         rows, errors = [], []
         for index in range(*block):

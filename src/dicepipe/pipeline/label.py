@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from dicepipe import __version__
 from dicepipe.params import LabelParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
 from dicepipe.records import LABEL_SCHEMA
-from dicepipe.storage import digest_of, sha256_file
+from dicepipe.storage import code_version, digest_of, sha256_file
 from dicepipe.teachers.base import Label, Teacher
 from dicepipe.teachers.stream import StreamItem, label_stream
 
@@ -37,7 +36,7 @@ def run_unit(
     fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
     """
     unit = sample_path.stem
-    fingerprint = digest_of(STAGE, unit, teacher.identity, sha256_file(sample_path), __version__)
+    fingerprint = digest_of(STAGE, unit, teacher.identity, sha256_file(sample_path), code_version())
     if not is_done(out_dir, unit, fingerprint):
         table = pq.read_table(sample_path, columns=["key", "source", "source_id", "image"])
         items = (

@@ -20,13 +20,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicepipe import __version__
 from dicepipe.params import SampleParams
 from dicepipe.pipeline.units import ERRORS_DIR, error_path, is_done, unit_manifest
 from dicepipe.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
 from dicepipe.sources import coco, openimages, sa1b
 from dicepipe.sources.common import Outcome, Unit
-from dicepipe.storage import FINGERPRINT_KEY, digest_of, read_fingerprint, write_parquet
+from dicepipe.storage import (
+    FINGERPRINT_KEY,
+    code_version,
+    digest_of,
+    read_fingerprint,
+    write_parquet,
+)
 
 STAGE = "sample"
 NOTES_DIR = "notes"
@@ -58,7 +63,7 @@ def unit_fingerprint(unit: Unit, params: SampleParams) -> str:
     the seed, the source's read settings and the code version."""
     section = getattr(params, unit.source)
     settings = {name: getattr(section, name) for name in SOURCES[unit.source].READ_FIELDS}
-    return digest_of(STAGE, unit, params.max_pixels, params.seed, settings, __version__)
+    return digest_of(STAGE, unit, params.max_pixels, params.seed, settings, code_version())
 
 
 def read_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:

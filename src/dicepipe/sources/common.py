@@ -7,6 +7,7 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,20 @@ class Outcome:
     row: dict[str, Any] | None = None
     error: ItemError | None = None
     notes: tuple[dict[str, Any], ...] = ()
+
+
+def collect(
+    outcomes: Iterable[Outcome],
+) -> tuple[list[dict[str, Any]], list[tuple[str, ItemError]], list[dict[str, Any]]]:
+    """Split outcomes into (rows, [(key, error)], notes), keeping their order."""
+    rows, errors, notes = [], [], []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            errors.append((outcome.key, outcome.error))
+        else:
+            rows.append(outcome.row)
+            notes.extend(outcome.notes)
+    return rows, errors, notes
 
 
 def expand_paths(patterns: tuple[str, ...] | list[str]) -> list[str]:
