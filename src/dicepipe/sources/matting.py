@@ -116,9 +116,9 @@ def read_foreground(
     alpha = fs.cat_file(ref.alpha_path) if ref.alpha_path else b""
     problem = None
     if ref.image_path is None:
-        problem = f"missing_image: no image for mask {ref.alpha_path}"
+        problem = f"missing_image: no image for mask {PurePosixPath(ref.alpha_path).name}"
     elif ref.alpha_path is None:
-        problem = f"missing_alpha: no mask for image {ref.image_path}"
+        problem = f"missing_alpha: no mask for image {PurePosixPath(ref.image_path).name}"
     return Foreground(ref.key, ref.source, ref.stem, image, alpha, problem)
 
 
