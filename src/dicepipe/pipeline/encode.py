@@ -31,14 +31,15 @@ def plan(*input_dirs: Path) -> list[Path]:
 def run_unit(
     unit_path: Path, labels_dir: Path, params: EncodeParams, shards_dir: Path, work_dir: Path
 ) -> dict[str, Any]:
-    """Encode one sample or composite unit into `<shards_dir>/<unit>.parquet` (+ quarantine).
+    """Encode one sample or composite unit into `<shards_dir>/<unit>-NNN.parquet` parts.
 
     The fingerprint covers the inputs' content, the encode params and the code version: an
     unchanged unit is not rewritten, and re-encoding the same inputs gives the same bytes.
     """
     unit = unit_path.stem
     label_path = labels_dir / f"{unit}.parquet"
-    inputs = [unit_path] + ([label_path] if label_path.exists() else [])
+    label_files = (label_path, error_path(labels_dir, unit))
+    inputs = [unit_path, *(path for path in label_files if path.exists())]
     if unit.startswith("composite-"):
         return _write(unit, inputs, params, shards_dir, work_dir, lambda: _composites(unit_path))
     build = lambda: _items(unit_path, label_path, params)  # noqa: E731
@@ -82,7 +83,11 @@ def _write(
 
 
 def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
+    """Rows of every item with a target; an item with none is quarantined here, unless the
+    label stage already quarantined it (it is accounted for there, not twice)."""
     labels = _read_labels(label_path)
+    label_errors = error_path(label_path.parent, label_path.stem)
+    failed_labels = set(_keys(label_errors))
     rows, errors = [], []
     for item in pq.read_table(sample_path).to_pylist():
         label = labels.get(item["key"])
@@ -91,12 +96,18 @@ def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
         try:
             rows.extend(examples_for_item(item, depth, normals, meta, params))
         except ItemError as error:
+            if error.reason == "no_target" and item["key"] in failed_labels:
+                continue
             errors.append(quarantine_row(item["key"], STAGE, error.reason, error.message))
     return rows, errors
 
 
 def _composites(composite_path: Path) -> Built:
     return [composite_example(row) for row in pq.read_table(composite_path).to_pylist()], []
+
+
+def _keys(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["key"])["key"].to_pylist() if path.exists() else []
 
 
 def _read_labels(label_path: Path) -> dict[str, dict[str, Any]]:

@@ -87,7 +87,8 @@ def item_accounting(
         "selected": len(produced) + len(quarantined["sample"]) + len(quarantined["composite"]),
         "in_shards": len(in_shards),
         "quarantined": {stage: len(keys) for stage, keys in quarantined.items()},
-        "balanced": in_shards.isdisjoint(later) and produced == in_shards | later,
+        # An item whose labelling failed may still be in the shards with its other tasks.
+        "balanced": in_shards.isdisjoint(quarantined["encode"]) and produced == in_shards | later,
     }
 
 
