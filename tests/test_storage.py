@@ -30,15 +30,23 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
     import stat
 
     atomic_write(tmp_path / "f", lambda h: h.write(b"x"))
+    write_parquet(tmp_path / "t.parquet", pa.table({"x": [1]}))
     umask = os.umask(0)
     os.umask(umask)
-    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o666 & ~umask
+    for name in ("f", "t.parquet"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
 
 
 def test_json_is_byte_stable(tmp_path):
     write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     write_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})
     assert sha256_file(tmp_path / "a.json") == sha256_file(tmp_path / "b.json")
+
+
+def test_failed_parquet_write_leaves_nothing_behind(tmp_path):
+    with pytest.raises(pa.ArrowException, match="Unsupported compression"):
+        write_parquet(tmp_path / "t.parquet", pa.table({"x": [1]}), compression="no-such-codec")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_parquet_fingerprint_round_trip(tmp_path):

@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,24 +20,34 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write` on a temporary file beside `path`, then rename it into place.
-
-    A killed process leaves either the old file or none, never a partial one.
-    """
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; on success it is synced and renamed into
+    place, on any failure removed. A killed process leaves the old file or none, never a
+    partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual mode
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call `write` on a file object for a temporary file, then rename it into place."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -54,7 +65,10 @@ def write_parquet(
         metadata[FINGERPRINT_KEY] = fingerprint.encode()
         table = table.replace_schema_metadata(metadata)
     options.setdefault("compression", "zstd")
-    atomic_write(path, lambda handle: pq.write_table(table, handle, **options))
+    with atomic_path(path) as tmp:
+        # A path (not a Python file object) lets Arrow write natively: about twice as fast
+        # for large binary columns.
+        pq.write_table(table, str(tmp), **options)
 
 
 def read_fingerprint(path: str | Path) -> str | None:

@@ -26,7 +26,7 @@ from dicepipe.sources.matting import (
     list_foregrounds,
     read_foreground,
 )
-from dicepipe.storage import code_version, digest_of, write_parquet
+from dicepipe.storage import atomic_write, code_version, digest_of, write_parquet
 
 STAGE = "composite"
 Background = tuple[str, str]  # (key or path, where its bytes are: sample parquet or the path)
@@ -192,6 +192,4 @@ def write_preview(out_dir: Path, path: Path, limit: int = 6) -> None:
             rows.append([image, alpha, draw_points(target, row["points"])])
     if rows:
         picture = grid(rows)
-        from dicepipe.storage import atomic_write
-
         atomic_write(path, lambda handle: handle.write(encode_png(picture)))

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from dicepipe.params import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
 from dicepipe.pipeline.label import decode_label_arrays
-from dicepipe.pipeline.units import error_path
+from dicepipe.pipeline.units import error_path, file_keys
 from dicepipe.records import QUARANTINE_SCHEMA, quarantine_row
 from dicepipe.shards import finished_unit_shards, shard_entry, write_unit_shards
 from dicepipe.sources.common import ItemError
@@ -87,7 +87,7 @@ def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
     label stage already quarantined it (it is accounted for there, not twice)."""
     labels = _read_labels(label_path)
     label_errors = error_path(label_path.parent, label_path.stem)
-    failed_labels = set(_keys(label_errors))
+    failed_labels = set(file_keys(label_errors))
     rows, errors = [], []
     for item in pq.read_table(sample_path).to_pylist():
         label = labels.get(item["key"])
@@ -104,10 +104,6 @@ def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
 
 def _composites(composite_path: Path) -> Built:
     return [composite_example(row) for row in pq.read_table(composite_path).to_pylist()], []
-
-
-def _keys(path: Path) -> list[str]:
-    return pq.read_table(path, columns=["key"])["key"].to_pylist() if path.exists() else []
 
 
 def _read_labels(label_path: Path) -> dict[str, dict[str, Any]]:

@@ -9,10 +9,8 @@ presence with the right fingerprint marks the unit done.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +25,7 @@ from dicepipe.sources import coco, openimages, sa1b
 from dicepipe.sources.common import Outcome, Unit
 from dicepipe.storage import (
     FINGERPRINT_KEY,
+    atomic_path,
     code_version,
     digest_of,
     read_fingerprint,
@@ -114,28 +113,8 @@ def write_outcomes(out_dir: Path, unit: str, outcomes: Iterable[Outcome], finger
             notes_path(out_dir, unit), pa.Table.from_pylist(notes, schema=NOTES_SCHEMA), fingerprint
         )
 
-    write_atomically(out_dir / f"{unit}.parquet", write)
-
-
-def write_atomically(path: Path, write: Callable[[pa.NativeFile], None]) -> None:
-    """`storage.atomic_write` for Arrow writers: `write` gets a native file on a temporary
-    name beside `path` (through a Python file object, Parquet writes large binary columns
-    about twice as slowly), which is synced and renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with pa.OSFile(tmp, "wb") as sink:
-            write(sink)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out_dir / f"{unit}.parquet") as tmp, pa.OSFile(str(tmp), "wb") as sink:
+        write(sink)
 
 
 def _row_batches(

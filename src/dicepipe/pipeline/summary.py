@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from dicepipe.pipeline.units import read_quarantine
+from dicepipe.pipeline.units import file_keys, read_quarantine
 
 
 def reasons(out_dir: Path) -> dict[str, int]:
@@ -60,11 +60,7 @@ def unit_totals(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str,
 
 
 def _keys(folder: Path) -> set[str]:
-    return {
-        key
-        for path in sorted(folder.glob("*.parquet"))
-        for key in pq.read_table(path, columns=["key"])["key"].to_pylist()
-    }
+    return {key for path in sorted(folder.glob("*.parquet")) for key in file_keys(path)}
 
 
 def item_accounting(

@@ -73,6 +73,11 @@ def remove_stale(out_dir: Path, units: Iterable[str]) -> list[str]:
     return stale
 
 
+def file_keys(path: Path) -> list[str]:
+    """The `key` column of one Parquet file (empty when the file does not exist)."""
+    return pq.read_table(path, columns=["key"])["key"].to_pylist() if path.exists() else []
+
+
 def read_quarantine(out_dir: Path) -> pa.Table:
     """All quarantine rows of a stage folder, sorted by key."""
     paths = sorted((out_dir / ERRORS_DIR).glob("*.parquet"))
