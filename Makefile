@@ -9,21 +9,12 @@ STAMP := $(VENV)/.installed
 CACHE := $(CURDIR)/.cache
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# Nothing reaches the network at run time: models and data come from local folders.
-export HF_HUB_OFFLINE := 1
-export HF_DATASETS_OFFLINE := 1
-export HF_HOME := $(CACHE)/huggingface
-# Prefect runs in ephemeral mode with its SQLite home inside the project cache, no telemetry,
-# and a startup timeout that a slow 2-core machine meets.
-export PREFECT_HOME := $(CACHE)/prefect
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
-# DVC: no analytics, and its site cache here instead of /var/tmp/dvc.
+# The offline and quiet environment (HF offline, Prefect's home and timeouts, no analytics,
+# caches under .cache/) is defined once, in dicepipe.runtime (ENVIRONMENT_DEFAULTS and
+# configure_environment), and applied by every entry point: flows, stages, the CLI, the tests.
+# DVC starts before any of them, so its own two settings are also exported here.
 export DVC_NO_ANALYTICS := 1
 export DVC_SITE_CACHE_DIR := $(CACHE)/dvc-site
-# albumentations checks its version online at import; numba (pymatting) caches compiled code.
-export NO_ALBUMENTATIONS_UPDATE := 1
-export NUMBA_CACHE_DIR := $(CACHE)/numba
 
 .PHONY: demo test test-all lint sample-corpus clean
 

@@ -21,9 +21,10 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dicepipe.composite import CompositeParams, make_composite  # noqa: E402
-from dicepipe.composite_foreground import estimate_foreground, quantise_foreground  # noqa: E402
-from dicepipe.sources.matting_synthetic import render_matting_item  # noqa: E402
+from dicepipe.composite.foreground import estimate_foreground, quantise_foreground  # noqa: E402
+from dicepipe.composite.make import make_composite  # noqa: E402
+from dicepipe.params import CompositeParams  # noqa: E402
+from dicepipe.sources.synthetic.matting import render_matting_item  # noqa: E402
 
 
 def _median_seconds(fn: Callable[[int], object], n: int) -> float:

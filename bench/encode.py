@@ -21,8 +21,7 @@ import cv2
 import numpy as np
 
 from dicepipe.imageio import encode_jpeg, encode_png
-from dicepipe.records import TASK_PROMPTS
-from dicepipe.shards import image_cell, write_shard
+from dicepipe.shards.writer import image_cell, write_shard
 from dicepipe.targets import (
     encode_depth,
     encode_instances,
@@ -30,6 +29,7 @@ from dicepipe.targets import (
     encode_point_mask,
     encode_pose,
 )
+from dicepipe.tasks import TASK_PROMPTS
 
 
 def _smooth(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
@@ -151,7 +151,7 @@ def main() -> None:
 
 
 def _loader_rate(path: Path, size: int, rows: int) -> float:
-    from dicepipe.loader import TaskMixingDataset
+    from dicepipe.train.loader import TaskMixingDataset
 
     weights = dict.fromkeys(TASK_PROMPTS, 1.0)
     dataset = TaskMixingDataset([path], weights, resolution=size)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,13 +14,13 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from dicepipe.params import CompositeStageParams, load_composite  # noqa: E402
 from dicepipe.pipeline import composite  # noqa: E402
-from dicepipe.pipeline.summary import reasons_of, unit_totals  # noqa: E402
+from dicepipe.pipeline.summary import composite_summary, composite_text  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
 from dicepipe.runtime import (  # noqa: E402
     CACHE_DIR,
     publish_summary,
-    run_flow,
     run_tasks,
+    stage_main,
 )
 from dicepipe.storage import write_json  # noqa: E402
 
@@ -61,26 +60,18 @@ def composite_flow(
     )
     names = [composite.unit_name(b, params) for b in blocks]
     remove_stale(out_dir, names)
-    totals = unit_totals(manifests, out_dir)
-    summary = {
-        "count": params.count,
-        "foregrounds": {
-            "listed": len(refs),
-            "usable": len(usable),
-            "reasons": reasons_of(out_dir / FOREGROUND_ERRORS),
-        },
-        "backgrounds": len(pool),
-        **totals,
-        "balanced": totals["rows"] + totals["quarantined"] == params.count,
-    }
+    summary = composite_summary(
+        params.count,
+        len(refs),
+        len(usable),
+        out_dir / FOREGROUND_ERRORS,
+        len(pool),
+        manifests,
+        out_dir,
+    )
     write_json(out_dir / "summary.json", summary)
     composite.write_preview(out_dir, out_dir / "preview.png")
-    text = (
-        f"composite  made {summary['rows']} of {params.count}"
-        f" (quarantined {summary['quarantined']}: {summary['reasons']})"
-        f"  foregrounds {len(usable)}/{len(refs)} usable"
-        f" {summary['foregrounds']['reasons']}  backgrounds {len(pool)}"
-    )
+    text = composite_text(summary)
     print(text)
     publish_summary("composite", list(manifests), text)
     if not summary["balanced"]:
@@ -89,14 +80,9 @@ def composite_flow(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: `python flows/composite.py [--params P] [--samples D] [--out D]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--samples", default="data/work/samples")
-    parser.add_argument("--out", default="data/work/composites")
-    args = parser.parse_args(argv)
-    runner = load_composite(args.params).runner
-    return run_flow(composite_flow, runner, args.params, args.samples, args.out)
+    """Command-line entry: `python flows/composite.py [--params P] [--FOLDER DIR ...]`."""
+    folders = {"samples": "data/work/samples", "out": "data/work/composites"}
+    return stage_main(composite_flow, "composite", folders, argv, __doc__)
 
 
 if __name__ == "__main__":

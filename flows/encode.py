@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,13 +12,13 @@ configure_environment()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from dicepipe.card import write_card  # noqa: E402
 from dicepipe.params import EncodeParams, load_encode  # noqa: E402
 from dicepipe.pipeline import encode  # noqa: E402
 from dicepipe.pipeline.summary import format_summary, item_accounting, reasons  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import publish_summary, run_flow, run_tasks  # noqa: E402
-from dicepipe.shards import rows_per_source, write_manifest  # noqa: E402
+from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
+from dicepipe.shards.card import write_card  # noqa: E402
+from dicepipe.shards.manifest import rows_per_source, write_manifest  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 
 
@@ -70,18 +69,15 @@ def encode_flow(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: `python flows/encode.py [--params P] [folders...]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--samples", default="data/work/samples")
-    parser.add_argument("--labels", default="data/work/labels")
-    parser.add_argument("--composites", default="data/work/composites")
-    parser.add_argument("--shards", default="data/shards")
-    parser.add_argument("--work", default="data/work/encode")
-    args = parser.parse_args(argv)
-    runner = load_encode(args.params).runner
-    folders = (args.samples, args.labels, args.composites, args.shards, args.work)
-    return run_flow(encode_flow, runner, args.params, *folders)
+    """Command-line entry: `python flows/encode.py [--params P] [--FOLDER DIR ...]`."""
+    folders = {
+        "samples": "data/work/samples",
+        "labels": "data/work/labels",
+        "composites": "data/work/composites",
+        "shards": "data/shards",
+        "work": "data/work/encode",
+    }
+    return stage_main(encode_flow, "encode", folders, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from dicepipe.params import LabelParams, load_label  # noqa: E402
 from dicepipe.pipeline import label  # noqa: E402
-from dicepipe.pipeline.summary import unit_totals  # noqa: E402
+from dicepipe.pipeline.summary import label_text, unit_totals  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import publish_summary, run_flow, run_tasks  # noqa: E402
+from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 from dicepipe.teachers import shared_teacher  # noqa: E402
 
@@ -43,29 +42,16 @@ def label_flow(
     summary = {"teacher": params.teacher, **unit_totals(manifests, out_dir)}
     summary.update(label.cache_counts(shared_teacher(params)))
     write_json(out_dir / "summary.json", summary)
-    text = (
-        f"label   teacher {params.teacher}  rows {summary['rows']}"
-        f"  quarantined {summary['quarantined']}  reasons {summary['reasons']}"
-        + (
-            f"  computed {summary['computed']}  from cache {summary['from_cache']}"
-            if summary["computed"] is not None
-            else "  (exact labels only: no model loaded)"
-        )
-    )
+    text = label_text(summary)
     print(text)
     publish_summary("label", list(manifests), text)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: `python flows/label.py [--params P] [--samples DIR] [--out DIR]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--samples", default="data/work/samples")
-    parser.add_argument("--out", default="data/work/labels")
-    args = parser.parse_args(argv)
-    runner = load_label(args.params).runner
-    return run_flow(label_flow, runner, args.params, args.samples, args.out)
+    """Command-line entry: `python flows/label.py [--params P] [--FOLDER DIR ...]`."""
+    folders = {"samples": "data/work/samples", "out": "data/work/labels"}
+    return stage_main(label_flow, "label", folders, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from dicepipe.params import SampleParams, load_sample  # noqa: E402
 from dicepipe.pipeline import sample  # noqa: E402
-from dicepipe.pipeline.summary import sample_summary  # noqa: E402
+from dicepipe.pipeline.summary import sample_summary, sample_text  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import publish_summary, run_flow, run_tasks  # noqa: E402
+from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
 
 
@@ -37,15 +36,8 @@ def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples"
     remove_stale(out_dir, [u.name for u in units])
     summary = sample_summary(manifests, out_dir)
     write_json(out_dir / "summary.json", summary)
-    text = "\n".join(
-        f"sample  {name:<11} selected {c['items']:>6} = rows {c['rows']:>6}"
-        f" + quarantined {c['quarantined']}"
-        for name, c in summary["sources"].items()
-    )
-    print(
-        text + f"\nsample  reasons {summary['reasons']}  dropped annotations"
-        f" {summary['dropped_annotations']}  balanced {summary['balanced']}"
-    )
+    text = sample_text(summary)
+    print(text)
     publish_summary("sample", [dict(source=k, **v) for k, v in summary["sources"].items()], text)
     if not summary["balanced"]:
         raise RuntimeError("sample: selected items and rows + quarantined do not add up")
@@ -53,12 +45,9 @@ def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: `python flows/sample.py [--params P] [--out DIR]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default="data/work/samples")
-    args = parser.parse_args(argv)
-    return run_flow(sample_flow, load_sample(args.params).runner, args.params, args.out)
+    """Command-line entry: `python flows/sample.py [--params P] [--FOLDER DIR ...]`."""
+    folders = {"out": "data/work/samples"}
+    return stage_main(sample_flow, "sample", folders, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""Test-wide environment: offline, quiet, and Prefect's home in a temporary folder."""
+"""Test-wide environment: offline, quiet, and Prefect's home in a temporary folder.
+
+The defaults themselves live in one place, `dicepipe.runtime.configure_environment`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from dicepipe.runtime import configure_environment
+
+REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="dicepipe-tests-"))
+# Tests are offline whatever the caller's environment says, and never share Prefect's home.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache/numba"))
-
-REPO = Path(__file__).resolve().parents[1]
+configure_environment(REPO / ".cache")

@@ -6,7 +6,8 @@ import pytest
 
 from dicepipe.cli import main
 from dicepipe.imageio import encode_png
-from dicepipe.shards import image_cell, write_manifest, write_shard
+from dicepipe.shards.manifest import write_manifest
+from dicepipe.shards.writer import image_cell, write_shard
 
 
 def _rows(task: str, source: str, n: int, teacher: str) -> list[dict]:

@@ -61,27 +61,3 @@ def test_parquet_fingerprint_round_trip(tmp_path):
 def test_digest_is_order_free_for_mappings():
     assert digest_of({"a": 1, "b": 2}) == digest_of({"b": 2, "a": 1})
     assert digest_of({"a": 1}) != digest_of({"a": 2})
-
-
-def test_code_version_changes_with_any_package_source(tmp_path):
-    import importlib.util
-    import shutil
-    from pathlib import Path
-
-    import dicepipe
-
-    copy = tmp_path / "dicepipe"
-    shutil.copytree(Path(dicepipe.__file__).parent, copy)
-
-    def version_of_copy() -> str:
-        spec = importlib.util.spec_from_file_location("storage_copy", copy / "storage.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.code_version()
-
-    from dicepipe.storage import code_version
-
-    assert version_of_copy() == code_version()
-    with open(copy / "targets" / "depth.py", "a") as handle:
-        handle.write("\n# changed\n")
-    assert version_of_copy() != code_version()

@@ -10,8 +10,8 @@ from typing import Any
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from dicepipe.sources.matting_synthetic import write_matting_corpus
-    from dicepipe.sources.sample_corpus import write_sample_corpus
+    from dicepipe.sources.synthetic.corpus import write_sample_corpus
+    from dicepipe.sources.synthetic.matting import write_matting_corpus
 
     summary = write_sample_corpus(Path(args.out), seed=args.seed)
     matting = write_matting_corpus(Path(args.out) / "matting", seed=args.seed)
@@ -22,8 +22,8 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from dicepipe.card import shard_stats
-    from dicepipe.shards import MANIFEST_NAME, read_manifest, verify_manifest
+    from dicepipe.shards.card import shard_stats
+    from dicepipe.shards.manifest import MANIFEST_NAME, read_manifest, verify_manifest
 
     shards = Path(args.shards)
     if not (shards / MANIFEST_NAME).exists():
@@ -59,7 +59,7 @@ def format_stats(
     all_shards: bool = False,
 ) -> list[str]:
     """The lines `dicepipe inspect` prints: the dataset card's statistics as plain text."""
-    from dicepipe.card import MAX_LISTED_SHARDS
+    from dicepipe.shards.card import MAX_LISTED_SHARDS
 
     width = max([len(t) for t in stats["tasks"]] + [5])
     lines = [
@@ -146,6 +146,9 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dicepipe` command."""
+    from dicepipe.runtime import configure_environment
+
+    configure_environment()
     args = build_parser().parse_args(argv)
     return args.run(args)
 

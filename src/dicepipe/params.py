@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from dicepipe.composite import CompositeParams
 from dicepipe.config import bounded, load_section
+from dicepipe.tasks import SHARD_TASKS, TASKS
 
 Runner = Literal["threads", "dask"]
 
@@ -19,6 +19,22 @@ class RunnerParams:
     kind: Runner = "threads"
     max_workers: int = bounded(2, lo=1)
     dask_address: str | None = None  # an existing scheduler; None starts a LocalCluster
+
+
+@dataclass(frozen=True)
+class PointParams:
+    """How many prompt points an example gets: k uniform in [min, max] (DICEPTION: 1-5).
+
+    The one vocabulary of point counts: `sample.sa1b.points` (SA-1B stores `max` points per
+    mask, drawn by `sampling.pixel_draw`), `composite.geometry.points` and `encode.points`.
+    """
+
+    min: int = bounded(1, lo=1, hi=5)
+    max: int = bounded(5, lo=1, hi=5)
+
+    def __post_init__(self) -> None:
+        if self.min > self.max:
+            raise ValueError(f"points.min ({self.min}) must not exceed points.max ({self.max})")
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ class Sa1bParams:
     min_stability_score: float = bounded(0.0, lo=0.0, hi=1.0)
     min_predicted_iou: float = bounded(0.0, lo=0.0, hi=1.0)
     max_annotations: int | None = None  # keep this many largest masks per image; None: all
-    prompt_points: int = bounded(5, lo=1, hi=5)  # points stored per mask (encode takes a prefix)
+    points: PointParams = field(default_factory=PointParams)  # `max` stored per mask
     max_member_mb: int = bounded(256, lo=1)  # larger tar members are quarantined, never read
 
     def __post_init__(self) -> None:
@@ -128,6 +144,48 @@ class MattingRoots:
 
 
 @dataclass(frozen=True)
+class CompositeParams:
+    """The `composite:` section of params.yaml (see each field's comment)."""
+
+    size: int = 512  # output side in pixels (square)
+    scale_min: float = 0.6  # foreground scale after fitting its longer side to `size`
+    scale_max: float = 1.0
+    rotate_deg: float = 30.0  # rotation drawn uniformly in [-rotate_deg, rotate_deg]
+    translate_frac: float = 0.15  # centre shift, fraction of `size`, per axis
+    hflip_prob: float = 0.5
+    bg_blur_prob: float = 0.3  # chance of a Gaussian blur of the background
+    bg_blur_sigma_max: float = 2.0  # its sigma is uniform in [0, max], in output pixels
+    bg_noise_prob: float = 0.3  # chance of Gaussian noise on the background
+    bg_noise_std_max: float = 6.0  # its std is uniform in [0, max], 0-255 units
+    mask_threshold: float = 0.5  # target mask = alpha > mask_threshold
+    point_threshold: float = 0.5  # prompt points are drawn where alpha > point_threshold
+    points: PointParams = field(default_factory=PointParams)
+    min_mask_pixels: int = 64  # fewer pixels above point_threshold -> CompositeError
+
+    def __post_init__(self) -> None:
+        checks = {
+            "size >= 16": self.size >= 16,
+            "0 < scale_min <= scale_max": 0 < self.scale_min <= self.scale_max,
+            "rotate_deg >= 0": self.rotate_deg >= 0,
+            "0 <= translate_frac <= 1": 0 <= self.translate_frac <= 1,
+            "probabilities in [0, 1]": all(
+                0 <= p <= 1 for p in (self.hflip_prob, self.bg_blur_prob, self.bg_noise_prob)
+            ),
+            "bg_blur_sigma_max, bg_noise_std_max >= 0": min(
+                self.bg_blur_sigma_max, self.bg_noise_std_max
+            )
+            >= 0,
+            "thresholds in [0, 1)": all(
+                0 <= t < 1 for t in (self.mask_threshold, self.point_threshold)
+            ),
+            "min_mask_pixels >= points.max": self.min_mask_pixels >= self.points.max,
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError(f"invalid composite params: {', '.join(failed)}")
+
+
+@dataclass(frozen=True)
 class CompositeStageParams:
     """`composite` stage: hair-matting composites for point-prompted segmentation."""
 
@@ -155,18 +213,6 @@ class DepthTargetParams:
 
 
 @dataclass(frozen=True)
-class PointParams:
-    """How many prompt points a point-segmentation example gets."""
-
-    min: int = bounded(1, lo=1, hi=5)
-    max: int = bounded(5, lo=1, hi=5)
-
-    def __post_init__(self) -> None:
-        if self.min > self.max:
-            raise ValueError(f"points.min ({self.min}) must not exceed points.max ({self.max})")
-
-
-@dataclass(frozen=True)
 class ColorParams:
     """Instance colour drawing for entity/semantic targets (RGB Euclidean distances)."""
 
@@ -174,9 +220,7 @@ class ColorParams:
     min_distance: float = bounded(60.0, lo=0.0, hi=441.0)
 
 
-Task = Literal[
-    "depth", "normal", "point_segmentation", "entity_segmentation", "semantic_segmentation", "pose"
-]
+Task = Literal[SHARD_TASKS]  # the tasks the encode stage can make (dicepipe.tasks)
 
 
 @dataclass(frozen=True)
@@ -184,14 +228,7 @@ class EncodeParams:
     """`encode` stage: raw labels -> RGB targets -> Parquet shards."""
 
     seed: int = 0
-    tasks: tuple[Task, ...] = (
-        "depth",
-        "normal",
-        "point_segmentation",
-        "entity_segmentation",
-        "semantic_segmentation",
-        "pose",
-    )
+    tasks: tuple[Task, ...] = SHARD_TASKS
     depth: DepthTargetParams = field(default_factory=DepthTargetParams)
     points: PointParams = field(default_factory=PointParams)
     colors: ColorParams = field(default_factory=ColorParams)
@@ -220,16 +257,15 @@ def load_encode(path: str | Path = "params.yaml") -> EncodeParams:
     return load_section(path, "encode", EncodeParams)
 
 
-@dataclass(frozen=True)
-class TaskWeights:
-    """Relative sampling weight of each task; renormalised over the tasks present (paper)."""
-
-    depth: float = bounded(15.0, lo=0.0)
-    normal: float = bounded(15.0, lo=0.0)
-    point_segmentation: float = bounded(20.0, lo=0.0)
-    entity_segmentation: float = bounded(20.0, lo=0.0)
-    semantic_segmentation: float = bounded(20.0, lo=0.0)
-    pose: float = bounded(20.0, lo=0.0)
+# Relative sampling weight of each shard task, renormalised over the tasks present; one field
+# per task of the registry, defaulting to its paper weight.
+TaskWeights = make_dataclass(
+    "TaskWeights",
+    [(spec.name, float, bounded(spec.weight, lo=0.0)) for spec in TASKS if spec.in_shards],
+    frozen=True,
+)
+TaskWeights.__module__ = __name__
+TaskWeights.__doc__ = "Relative sampling weight of each task; renormalised over those present."
 
 
 @dataclass(frozen=True)
@@ -253,3 +289,99 @@ class LoaderParams:
 def load_loader(path: str | Path = "params.yaml") -> LoaderParams:
     """The validated `loader` section."""
     return load_section(path, "loader", LoaderParams)
+
+
+@dataclass(frozen=True)
+class MaskDecodeParams:
+    """Thresholds of the mask decoder (paper symbols in brackets)."""
+
+    #: [sigma] a pixel belongs to a centre within this Euclidean RGB distance; keep it at
+    #: most half the minimal distance between instance colours.
+    rgb_tolerance: float = 30.0
+    #: a pixel farther than rgb_tolerance from every centre joins its nearest centre's mask
+    #: when within this distance (recovers edges blurred by JPEG chroma subsampling);
+    #: None: only rgb_tolerance, as in the paper.
+    assign_tolerance: float | None = 60.0
+    #: cluster centres closer than this to (0, 0, 0) are background and yield no mask.
+    black_tolerance: float = 40.0
+    #: [xi] masks with fewer pixels after morphology are dropped; also the smallest colour
+    #: mass the split refinement separates.
+    min_area: int = 32
+    #: [k] side of the square kernel of the opening then closing; <= 1 disables morphology.
+    kernel_size: int = 3
+    #: [eta] masks with more connected components (8-connected) are dropped as fragmented.
+    max_components: int = 8
+    #: [beta] of two masks with IoU >= this, only the larger is kept.
+    duplicate_iou: float = 0.8
+    #: pixels this close to a centre are certain: morphology never removes them from that
+    #: colour's mask, and hole filling and closing never add them to another colour's mask
+    #: (so a small instance inside a large one, or black background in a concave corner, is
+    #: not swallowed). None disables the protection (paper).
+    keep_distance: float | None = 15.0
+    #: Gaussian sigma (in bins) smoothing each 256-bin channel histogram before peak finding.
+    histogram_sigma: float = 1.0
+    #: a histogram peak needs a prominence of at least this fraction of the pixel count.
+    peak_prominence: float = 0.001
+    #: upper bound on the number of KMeans clusters, refinement included.
+    max_clusters: int = 64
+    #: two colour groups closer than this are never split apart by the refinement.
+    split_distance: float = 40.0
+    #: width of the colour bins KMeans clusters (each bin sits at its pixels' mean colour).
+    quantization: int = 8
+    #: KMeans restarts of the first fit (random_state comes from the seed).
+    n_init: int = 4
+
+    def __post_init__(self) -> None:
+        """Reject values that make the decoder meaningless."""
+        if self.rgb_tolerance <= 0 or self.black_tolerance < 0:
+            raise ValueError("rgb_tolerance must be > 0 and black_tolerance >= 0")
+        if self.min_area < 1 or self.max_components < 1 or self.max_clusters < 1:
+            raise ValueError("min_area, max_components and max_clusters must be >= 1")
+        if not 0 < self.duplicate_iou <= 1:
+            raise ValueError("duplicate_iou must be in (0, 1]")
+        if not 2 <= self.quantization <= 128 or self.n_init < 1:
+            raise ValueError("quantization must be in [2, 128] and n_init >= 1")
+
+
+@dataclass(frozen=True)
+class PoseDecodeParams:
+    """Thresholds of the keypoint decoder (paper symbols in brackets)."""
+
+    #: [sigma] a pixel is red when within this Euclidean RGB distance of (255, 0, 0); the
+    #: limb colours of `encode_pose` are all >= 170 away.
+    rgb_tolerance: float = 70.0
+    #: red components with fewer pixels are noise.
+    min_area: int = 4
+    #: area / (pi * R**2), R the largest centroid-to-pixel distance, at or above which a
+    #: component is a single disc (a digital disc scores about 1, two touching discs 0.43).
+    circularity: float = 0.8
+    #: disc radius of the encoder, for the expected disc area when no disc is circular.
+    radius: float = 4.0
+    #: at most this many discs are split out of one component.
+    max_discs: int = 17
+    #: [xi] a centre is kept when its nearest GT keypoint is closer than this (pixels).
+    distance_threshold: float = 10.0
+
+    def __post_init__(self) -> None:
+        """Reject values that make the decoder meaningless."""
+        if self.rgb_tolerance <= 0 or self.radius <= 0 or self.distance_threshold <= 0:
+            raise ValueError("rgb_tolerance, radius and distance_threshold must be > 0")
+        if self.min_area < 1 or self.max_discs < 1:
+            raise ValueError("min_area and max_discs must be >= 1")
+
+
+# Every params section and its schema: what `load` and the stage entry points validate against.
+SECTIONS: dict[str, type] = {
+    "sample": SampleParams,
+    "label": LabelParams,
+    "composite": CompositeStageParams,
+    "encode": EncodeParams,
+    "loader": LoaderParams,
+}
+
+
+def load(section: str, path: str | Path = "params.yaml") -> Any:
+    """The validated params section `section` (one of `SECTIONS`)."""
+    if section not in SECTIONS:
+        raise KeyError(f"unknown params section {section!r}; known: {', '.join(SECTIONS)}")
+    return load_section(path, section, SECTIONS[section])

@@ -1,17 +1,11 @@
-"""Arrow schemas of every table the stages write, and the task vocabulary."""
+"""Arrow schemas of every table the stages write, the item error, and label row decoding."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import Any
 
-TASK_PROMPTS = {
-    "depth": "image2depth",
-    "normal": "image2normal",
-    "point_segmentation": "image2segmentation",
-    "entity_segmentation": "image2entity",
-    "semantic_segmentation": "image2semantic",
-    "pose": "image2pose",
-}
+import numpy as np
+import pyarrow as pa
 
 # One row per sampled item: where it came from, its canonical image bytes, its annotations.
 SAMPLE_SCHEMA = pa.schema(
@@ -73,3 +67,25 @@ QUARANTINE_SCHEMA = pa.schema(
 def quarantine_row(key: str, stage: str, reason: str, message: str) -> dict[str, str]:
     """A row of the quarantine table."""
     return {"key": key, "stage": stage, "reason": reason, "message": message}
+
+
+class ItemError(Exception):
+    """An item that cannot be used; it becomes a quarantine row with `reason`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (ItemError, (self.reason, self.message))  # picklable for Dask workers
+
+
+def decode_label_arrays(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(depth (H, W), normals (H, W, 3) or None) as float32 from a label row."""
+    shape = (row["height"], row["width"])
+    depth = np.frombuffer(row["depth"], "<f2").reshape(shape).astype(np.float32)
+    if row["normals"] is None:
+        return depth, None
+    normals = np.frombuffer(row["normals"], "<f2").reshape((*shape, 3)).astype(np.float32)
+    return depth, normals

@@ -110,6 +110,29 @@ def publish_summary(title: str, table: list[dict[str, Any]], markdown: str) -> N
     create_markdown_artifact(markdown, key=f"{key}-summary", description=title)
 
 
+def stage_main(
+    flow: Any,
+    section: str,
+    folders: dict[str, str],
+    argv: Sequence[str] | None = None,
+    description: str | None = None,
+) -> int:
+    """The command line of a stage entry point: `--params P` and one `--NAME DIR` per folder
+    (in the flow's argument order), then the flow under the section's task runner; the exit
+    status (0, or 1 with the error printed)."""
+    import argparse
+
+    from dicepipe.params import load
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml")
+    for name, default in folders.items():
+        parser.add_argument(f"--{name}", default=default)
+    args = parser.parse_args(argv)
+    paths = [getattr(args, name) for name in folders]
+    return run_flow(flow, load(section, args.params).runner, args.params, *paths)
+
+
 def run_flow(flow: Any, runner: RunnerParams, *args: Any) -> int:
     """Run a Prefect flow under the task runner its params name; the CLI exit status."""
     return call_main(lambda: flow.with_options(task_runner=make_task_runner(runner))(*args))

@@ -52,3 +52,30 @@ def bottom_k_items(items: Iterable[tuple[str, T]], k: int, seed: int) -> list[tu
 def bottom_k(keys: Iterable[str], k: int, seed: int) -> list[str]:
     """The k keys with the smallest seeded hash (see `bottom_k_items`)."""
     return [key for key, _ in bottom_k_items(((key, None) for key in keys), k, seed)]
+
+
+def point_count(rng: np.random.Generator, lo: int, hi: int) -> int:
+    """How many prompt points an example gets: uniform in [lo, hi]."""
+    if not 1 <= lo <= hi:
+        raise ValueError(f"need 1 <= min <= max prompt points, got {lo}, {hi}")
+    return int(rng.integers(lo, hi + 1))
+
+
+def pixel_draw(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k of n foreground pixels (indices in [0, n)), uniformly and in random order, so every
+    prefix is a uniform draw too; distinct unless the region has fewer than k pixels."""
+    if n < 1:
+        raise ValueError("empty mask: no pixel to put a prompt point on")
+    return rng.choice(n, size=k, replace=n < k)
+
+
+def prompt_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k prompt points inside a boolean mask (H, W): (k, 2) float32 normalised pixel centres
+    ((x + 0.5) / W, (y + 0.5) / H). The one rule every producer of prompt points follows."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be (H, W), got shape {mask.shape}")
+    inside = np.flatnonzero(mask)
+    y, x = np.divmod(inside[pixel_draw(inside.size, k, rng)], mask.shape[1])
+    height, width = mask.shape
+    return np.stack([(x + 0.5) / width, (y + 0.5) / height], axis=1).astype(np.float32)

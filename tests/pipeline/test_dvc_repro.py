@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dicepipe.records import TASK_PROMPTS
+from dicepipe.tasks import SHARD_TASKS
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "flows", "src", "data/sample")
@@ -48,11 +48,11 @@ def project(tmp_path_factory) -> Path:
 def test_repro_writes_loadable_shards_with_a_true_manifest(project):
     import datasets
 
-    from dicepipe.shards import read_manifest, verify_manifest
+    from dicepipe.shards.manifest import read_manifest, verify_manifest
 
     manifest = read_manifest(project / "data/shards")
     assert verify_manifest(project / "data/shards") == []
-    assert set(manifest["tasks"]) == set(TASK_PROMPTS)
+    assert set(manifest["tasks"]) == set(SHARD_TASKS)
     files = sorted(str(p) for p in (project / "data/shards").glob("*.parquet"))
     loaded = datasets.load_dataset("parquet", data_files=files, split="train")
     assert len(loaded) == manifest["rows"]
@@ -88,7 +88,7 @@ def test_composites_land_in_the_shards_with_points_on_their_mask(project):
 
 
 def test_encoding_again_from_scratch_gives_the_same_bytes(project, tmp_path):
-    from dicepipe.shards import read_manifest
+    from dicepipe.shards.manifest import read_manifest
 
     fresh = tmp_path / "shards"
     _run(
@@ -120,3 +120,19 @@ def test_changing_an_encode_param_reruns_only_encode(project):
         assert f"Running stage '{upstream}'" not in output
     after = {p.name: p.stat().st_mtime_ns for p in (project / "data/work/labels").glob("*.parquet")}
     assert before == after
+
+
+def test_dvc_status_follows_each_stage_code_scope(project):
+    loader = project / "src/dicepipe/train/loader.py"
+    coco = project / "src/dicepipe/sources/coco.py"
+    originals = {path: path.read_bytes() for path in (loader, coco)}
+    try:
+        loader.write_bytes(originals[loader] + b"\n# training code edited\n")
+        status = _run([sys.executable, "-m", "dvc", "status", "--json"], project)
+        assert json.loads(status) == {}
+        coco.write_bytes(originals[coco] + b"\n# sampling code edited\n")
+        changed = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], project))
+        assert "sample" in changed and "encode" not in changed
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)

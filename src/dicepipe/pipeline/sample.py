@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dicepipe.codescope import stage_code_version
 from dicepipe.params import SampleParams
 from dicepipe.pipeline.units import ERRORS_DIR, error_path, is_done, unit_manifest
 from dicepipe.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
@@ -26,7 +27,6 @@ from dicepipe.sources.common import Outcome, Unit
 from dicepipe.storage import (
     FINGERPRINT_KEY,
     atomic_path,
-    code_version,
     digest_of,
     read_fingerprint,
     write_parquet,
@@ -62,7 +62,9 @@ def unit_fingerprint(unit: Unit, params: SampleParams) -> str:
     the seed, the source's read settings and the code version."""
     section = getattr(params, unit.source)
     settings = {name: getattr(section, name) for name in SOURCES[unit.source].READ_FIELDS}
-    return digest_of(STAGE, unit, params.max_pixels, params.seed, settings, code_version())
+    return digest_of(
+        STAGE, unit, params.max_pixels, params.seed, settings, stage_code_version(STAGE)
+    )
 
 
 def read_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:

@@ -102,3 +102,65 @@ def format_summary(encode: dict[str, Any], accounting: dict[str, Any]) -> str:
         + f")  {'OK' if accounting['balanced'] else 'MISMATCH'}",
     ]
     return "\n".join(lines)
+
+
+def sample_text(summary: dict[str, Any]) -> str:
+    """The sample stage's printed summary: per source, selected = rows + quarantined."""
+    lines = [
+        f"sample  {name:<11} selected {c['items']:>6} = rows {c['rows']:>6}"
+        f" + quarantined {c['quarantined']}"
+        for name, c in summary["sources"].items()
+    ]
+    lines.append(
+        f"sample  reasons {summary['reasons']}  dropped annotations"
+        f" {summary['dropped_annotations']}  balanced {summary['balanced']}"
+    )
+    return "\n".join(lines)
+
+
+def label_text(summary: dict[str, Any]) -> str:
+    """The label stage's printed summary: rows, quarantine, and model-label cache counts."""
+    cache = (
+        f"  computed {summary['computed']}  from cache {summary['from_cache']}"
+        if summary.get("computed") is not None
+        else "  (exact labels only: no model loaded)"
+    )
+    return (
+        f"label   teacher {summary['teacher']}  rows {summary['rows']}"
+        f"  quarantined {summary['quarantined']}  reasons {summary['reasons']}" + cache
+    )
+
+
+def composite_summary(
+    count: int,
+    listed: int,
+    usable: int,
+    foreground_errors: Path,
+    backgrounds: int,
+    manifests: Sequence[dict[str, Any]],
+    out_dir: Path,
+) -> dict[str, Any]:
+    """The composite stage's summary: made + quarantined must add up to `count`."""
+    totals = unit_totals(manifests, out_dir)
+    return {
+        "count": count,
+        "foregrounds": {
+            "listed": listed,
+            "usable": usable,
+            "reasons": reasons_of(foreground_errors),
+        },
+        "backgrounds": backgrounds,
+        **totals,
+        "balanced": totals["rows"] + totals["quarantined"] == count,
+    }
+
+
+def composite_text(summary: dict[str, Any]) -> str:
+    """The composite stage's printed summary."""
+    foregrounds = summary["foregrounds"]
+    return (
+        f"composite  made {summary['rows']} of {summary['count']}"
+        f" (quarantined {summary['quarantined']}: {summary['reasons']})"
+        f"  foregrounds {foregrounds['usable']}/{foregrounds['listed']} usable"
+        f" {foregrounds['reasons']}  backgrounds {summary['backgrounds']}"
+    )

@@ -9,8 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dicepipe.records import QUARANTINE_SCHEMA, quarantine_row
-from dicepipe.sources.common import ItemError
+from dicepipe.records import QUARANTINE_SCHEMA, ItemError, quarantine_row
 from dicepipe.storage import read_fingerprint, write_parquet
 
 ERRORS_DIR = "errors"

@@ -17,18 +17,8 @@ import numpy as np
 from PIL import Image
 
 from dicepipe.imageio import ImageDecodeError, canonical_image_bytes, encode_png
-
-
-class ItemError(Exception):
-    """An item that cannot be used; it becomes a quarantine row with `reason`."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return (ItemError, (self.reason, self.message))  # picklable for Dask workers
+from dicepipe.records import ItemError
+from dicepipe.sampling import pixel_draw
 
 
 @dataclass(frozen=True)
@@ -195,14 +185,15 @@ class Rles:
     def points(
         self, chosen: list[int], k: int, rngs: list[np.random.Generator]
     ) -> list[list[list[float]]]:
-        """For each chosen RLE, up to `k` distinct foreground pixels drawn with its generator,
-        uniformly and in random order (every prefix is a uniform sample), as normalised pixel
-        centres [(x + 0.5) / W, (y + 0.5) / H]; fewer when the mask is smaller."""
+        """For each chosen (non-empty) RLE, `k` foreground pixels drawn with its generator by
+        `sampling.pixel_draw` (the rule of `sampling.prompt_points`, over the RLE's column-major
+        pixel order, so no mask is decoded), as normalised pixel centres
+        [(x + 0.5) / W, (y + 0.5) / H]."""
         odd, areas = self._odd(), self.areas().tolist()
         fg_end, ranked = np.cumsum(self.runs)[odd], np.cumsum(self.runs[odd])
         before = np.cumsum([0, *areas]).tolist()
         draws = [
-            before[i] + rng.choice(areas[i], size=min(k, areas[i]), replace=False)
+            before[i] + (pixel_draw(areas[i], k, rng) if areas[i] else np.zeros(0, np.int64))
             for i, rng in zip(chosen, rngs, strict=True)
         ]
         rank = np.concatenate([np.zeros(0, np.int64), *draws])

@@ -10,9 +10,10 @@ Per-annotation policy at sample time (params `sample.sa1b`):
 - an image left with no annotation is quarantined (`no_annotations`); so is one with an RLE
   not of the image's size (`rle_size_mismatch`) or a kept mask whose RLE is not valid
   (`invalid_rle`: its runs must cover the image exactly; dropped masks are never decoded).
-Every kept annotation gets `prompt_points`: up to `prompt_points` distinct pixels inside its
-mask, normalised [x, y] pixel centres in random order (any prefix is a uniform sample), drawn
-with `item_rng(seed, key, str(annotation_id))`. Masks stay COCO RLE.
+Every kept annotation gets `prompt_points`: `sa1b.points.max` pixels inside its mask
+(distinct unless the mask is smaller), normalised [x, y] pixel centres in random order (any
+prefix is a uniform sample), drawn by `sampling.pixel_draw` with
+`item_rng(seed, key, str(annotation_id))`. Masks stay COCO RLE.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ READ_FIELDS = (
     "min_stability_score",
     "min_predicted_iou",
     "max_annotations",
-    "prompt_points",
+    "points",
     "max_member_mb",
 )
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
@@ -268,7 +269,7 @@ def _pair_outcome(
         if not kept:
             raise ItemError("no_annotations", _dropped_summary(len(annotations), dropped))
         rngs = [item_rng(params.seed, key, str(annotations[i]["id"])) for i in kept]
-        points = rles.points(list(range(len(kept))), params.sa1b.prompt_points, rngs)
+        points = rles.points(list(range(len(kept))), params.sa1b.points.max, rngs)
         for i, chosen in zip(kept, points, strict=True):
             annotations[i]["prompt_points"] = chosen
         kept_json = [annotations[i] for i in kept]

@@ -17,39 +17,11 @@ keypoints, within 1.5 px under Gaussian noise of sigma 10.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from dicepipe.params import PoseDecodeParams
 from dicepipe.targets._checks import as_rgb_uint8
 from dicepipe.targets.pose import KEYPOINT_COLOR, as_keypoints
-
-
-@dataclass(frozen=True)
-class PoseDecodeParams:
-    """Thresholds of the keypoint decoder (paper symbols in brackets)."""
-
-    #: [sigma] a pixel is red when within this Euclidean RGB distance of (255, 0, 0); the
-    #: limb colours of `encode_pose` are all >= 170 away.
-    rgb_tolerance: float = 70.0
-    #: red components with fewer pixels are noise.
-    min_area: int = 4
-    #: area / (pi * R**2), R the largest centroid-to-pixel distance, at or above which a
-    #: component is a single disc (a digital disc scores about 1, two touching discs 0.43).
-    circularity: float = 0.8
-    #: disc radius of the encoder, for the expected disc area when no disc is circular.
-    radius: float = 4.0
-    #: at most this many discs are split out of one component.
-    max_discs: int = 17
-    #: [xi] a centre is kept when its nearest GT keypoint is closer than this (pixels).
-    distance_threshold: float = 10.0
-
-    def __post_init__(self) -> None:
-        """Reject values that make the decoder meaningless."""
-        if self.rgb_tolerance <= 0 or self.radius <= 0 or self.distance_threshold <= 0:
-            raise ValueError("rgb_tolerance, radius and distance_threshold must be > 0")
-        if self.min_area < 1 or self.max_discs < 1:
-            raise ValueError("min_area and max_discs must be >= 1")
 
 
 def _fill_ratio(xs: np.ndarray, ys: np.ndarray) -> float:

@@ -5,14 +5,10 @@ See `dicepipe.targets.decode_masks` for the whole algorithm and what each thresh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from dicepipe.params import MaskDecodeParams
 from dicepipe.targets._checks import as_rgb_uint8
-
-if TYPE_CHECKING:
-    from dicepipe.targets.decode_masks import MaskDecodeParams
 
 _SPLIT_SEEDS = 3  # densest far colours tried, in turn, as the second 2-means seed
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dicepipe.sampling import point_count, prompt_points
 from dicepipe.targets._checks import as_bool_mask, check_generator
 from dicepipe.targets.colors import instance_colors
 
@@ -93,11 +94,16 @@ def encode_point_mask(
     m = as_bool_mask(mask)
     if not 1 <= min_points <= max_points:
         raise ValueError(f"need 1 <= min_points <= max_points, got {min_points}, {max_points}")
-    ys, xs = np.nonzero(m)
-    if ys.size == 0:
+    if not m.any():
         raise ValueError("empty mask")
-    k = int(rng.integers(min_points, max_points + 1))
-    idx = rng.choice(ys.size, size=k, replace=ys.size < k)
-    height, width = m.shape
-    points = np.stack([(xs[idx] + 0.5) / width, (ys[idx] + 0.5) / height], axis=1)
-    return point_mask_target(m), points.astype(np.float32)
+    points = prompt_points(m, point_count(rng, min_points, max_points), rng)
+    return point_mask_target(m), points
+
+
+def decode_point_mask(target: np.ndarray, threshold: float = 127.5) -> np.ndarray:
+    """A predicted point-segmentation target (H, W, 3) -> boolean mask: channel mean above
+    `threshold` (the encoder draws white on black)."""
+    rgb = np.asarray(target)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"target must be (H, W, 3), got shape {rgb.shape}")
+    return rgb.astype(np.float32).mean(axis=2) > threshold

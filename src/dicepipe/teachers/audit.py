@@ -97,6 +97,6 @@ def _normals_part(labels: Sequence[Label], scenes: Sequence[ExactScene]) -> dict
 
 def render_audit_scenes(seeds: Sequence[int], width: int, height: int) -> list[ExactScene]:
     """Synthetic scenes with exact depth, normals and focal length, one per seed."""
-    from dicepipe.sources.synthetic import render_scene
+    from dicepipe.sources.synthetic.render import render_scene
 
     return [render_scene(seed, width, height) for seed in seeds]

@@ -27,7 +27,7 @@ def run_audit(
     written in the ground-truth layout to a temporary folder, so the exact teacher reads them
     exactly as it reads the corpus.
     """
-    from dicepipe.sources.sample_corpus import label_bytes
+    from dicepipe.sources.synthetic.corpus import label_bytes
     from dicepipe.teachers import build_model_teacher
     from dicepipe.teachers.ground_truth import GroundTruthTeacher
 

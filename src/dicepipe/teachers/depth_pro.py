@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from dicepipe.sources.common import ItemError
+from dicepipe.records import ItemError
 from dicepipe.teachers.base import Label, TeacherInput
-from dicepipe.teachers.loading import (
+from dicepipe.weights import (
     dtype_name,
     resolve_device,
     resolve_dtype,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dicepipe.sources.common import ItemError
+from dicepipe.records import ItemError
 from dicepipe.teachers.base import Label, TeacherInput
 
 

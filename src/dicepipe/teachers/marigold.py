@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
-from dicepipe.teachers.loading import (
+from dicepipe.weights import (
     dtype_name,
     resolve_device,
     resolve_dtype,

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
-from dicepipe.teachers.loading import resolve_device
+from dicepipe.weights import resolve_device
 
 
 class GeometryNormalsTeacher:

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dicepipe.sources.common import ItemError
+from dicepipe.records import ItemError
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
-from dicepipe.teachers.loading import MissingWeightsError
+from dicepipe.weights import MissingWeightsError
 
 _EXIF_IFD, _FOCAL_35MM = 0x8769, 0xA405
 _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)

@@ -8,10 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from dicepipe import loader as loader_module
 from dicepipe.imageio import encode_png
-from dicepipe.loader import (
-    TASKS,
+from dicepipe.params import LoaderParams
+from dicepipe.shards.writer import image_cell, shard_schema
+from dicepipe.tasks import SHARD_TASKS as TASKS
+from dicepipe.tasks import TASK_PROMPTS
+from dicepipe.train import loader as loader_module
+from dicepipe.train.loader import (
     TaskMixingDataset,
     index_shards,
     make_loader,
@@ -19,11 +22,8 @@ from dicepipe.loader import (
     partition_rows,
     shard_paths,
 )
-from dicepipe.params import LoaderParams
-from dicepipe.records import TASK_PROMPTS
-from dicepipe.shards import image_cell, shard_schema
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER = {"depth": 15, "normal": 15, "point_segmentation": 20, "entity_segmentation": 20}
 PAPER |= {"semantic_segmentation": 20, "pose": 20}
 

@@ -15,13 +15,13 @@ import pytest
 from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
-from dicepipe.sources.sample_corpus import (
+from dicepipe.sources.synthetic.corpus import (
     OPENIMAGES_HEADER,
     item_seed,
     main,
     write_sample_corpus,
 )
-from dicepipe.sources.synthetic import render_scene
+from dicepipe.sources.synthetic.render import render_scene
 
 W, H = 64, 48
 SMALL = {"n_openimages": 4, "n_sa1b": 3, "images_per_tar": 2, "n_coco": 2, "width": W, "height": H}

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from dicepipe import __version__
-from dicepipe.records import TASK_PROMPTS
 from dicepipe.sampling import stable_hash
 from dicepipe.storage import atomic_write, digest_of
+from dicepipe.tasks import TASK_NAMES
 
 CARD_NAME = "README.md"
 PREVIEW_ROWS = 3
@@ -83,7 +83,7 @@ def shard_stats(shards_dir: str | Path, manifest: Mapping[str, Any]) -> dict[str
 
 def _task_order(tasks: Mapping[str, Any]) -> list[str]:
     """Known tasks in the canonical order, then any others alphabetically."""
-    known = [t for t in TASK_PROMPTS if t in tasks]
+    known = [t for t in TASK_NAMES if t in tasks]
     return known + sorted(set(tasks) - set(known))
 
 
@@ -272,7 +272,7 @@ def write_previews(
 ) -> dict[str, str]:
     """Write `preview-<task>.png` (rows of image | target) per task; task -> file name."""
     from dicepipe.imageio import decode_image, encode_png
-    from dicepipe.preview import draw_points, grid
+    from dicepipe.shards.preview import draw_points, grid
 
     names = {}
     for task, rows in preview_rows_of(shards_dir, manifest, per_task).items():

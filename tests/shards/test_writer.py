@@ -5,13 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dicepipe.imageio import encode_jpeg, encode_png
-from dicepipe.shards import (
-    image_cell,
-    read_manifest,
-    verify_manifest,
-    write_manifest,
-    write_shard,
-)
+from dicepipe.shards.manifest import read_manifest, verify_manifest, write_manifest
+from dicepipe.shards.writer import image_cell, write_shard
 
 
 def _rows(n: int = 3) -> list[dict]:
@@ -97,7 +92,7 @@ def test_bad_rows_are_refused(tmp_path):
 
 
 def test_units_split_into_size_bounded_parts_and_detect_completion(tmp_path):
-    from dicepipe.shards import finished_unit_shards, split_by_size, write_unit_shards
+    from dicepipe.shards.writer import finished_unit_shards, split_by_size, write_unit_shards
 
     rows = _rows(6)
 

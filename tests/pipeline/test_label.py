@@ -11,11 +11,11 @@ from dicepipe.params import LabelParams
 from dicepipe.pipeline import label
 from dicepipe.records import SAMPLE_SCHEMA
 from dicepipe.sources.common import sample_row
-from dicepipe.sources.sample_corpus import label_bytes
-from dicepipe.sources.synthetic import render_scene
+from dicepipe.sources.synthetic.corpus import label_bytes
+from dicepipe.sources.synthetic.render import render_scene
 from dicepipe.teachers import make_teacher
 from dicepipe.teachers.audit_run import run_audit
-from dicepipe.teachers.loading import MissingWeightsError
+from dicepipe.weights import MissingWeightsError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dicepipe.composite import (
+from dicepipe.composite.geometry import BackgroundJitter, prepare_background
+from dicepipe.composite.make import (
     CompositeError,
     CompositeParams,
     blend,
@@ -17,8 +18,7 @@ from dicepipe.composite import (
     foreground_cache_key,
     make_composite,
 )
-from dicepipe.composite_geometry import BackgroundJitter, prepare_background
-from dicepipe.sources.matting_synthetic import render_hair_alpha
+from dicepipe.sources.synthetic.matting import render_hair_alpha
 
 CLEAN = CompositeParams(size=96, bg_blur_prob=0.0, bg_noise_prob=0.0)
 
@@ -119,8 +119,8 @@ def test_too_little_foreground_is_a_composite_error() -> None:
 def test_params_are_validated() -> None:
     with pytest.raises(ValueError, match="0 < scale_min <= scale_max"):
         CompositeParams(scale_min=1.2, scale_max=1.0)
-    with pytest.raises(ValueError, match="points_max"):
-        CompositeParams(points_max=6)
+    with pytest.raises(ValueError, match="points.max"):
+        CompositeParams(min_mask_pixels=4)
 
 
 def test_background_is_cover_cropped_and_jittered() -> None:

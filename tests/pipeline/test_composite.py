@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dicepipe.composite import CompositeParams
 from dicepipe.imageio import decode_image, encode_png
-from dicepipe.params import CompositeStageParams, MattingRoots
+from dicepipe.params import CompositeParams, CompositeStageParams, MattingRoots
 from dicepipe.pipeline import composite
 
 MATTING = Path(__file__).resolve().parents[2] / "data" / "sample" / "matting"

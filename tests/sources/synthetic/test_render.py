@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dicepipe.sources.synthetic import KINDS, camera_rays, normals_from_depth, render_scene
-from dicepipe.sources.synthetic_geometry import (
+from dicepipe.sources.synthetic.geometry import (
     Box,
     Capsule,
     Cylinder,
@@ -15,6 +14,7 @@ from dicepipe.sources.synthetic_geometry import (
     Sphere,
     intersect,
 )
+from dicepipe.sources.synthetic.render import KINDS, camera_rays, normals_from_depth, render_scene
 
 W, H = 64, 48
 

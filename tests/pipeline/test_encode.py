@@ -12,7 +12,7 @@ from dicepipe.pipeline.summary import item_accounting
 from dicepipe.pipeline.units import error_path
 from dicepipe.records import LABEL_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
 from dicepipe.sources.common import sample_row
-from dicepipe.sources.synthetic import render_scene
+from dicepipe.sources.synthetic.render import render_scene
 from dicepipe.teachers.base import Label
 
 

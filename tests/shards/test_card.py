@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import yaml
 
-from dicepipe.card import (
+from dicepipe.imageio import decode_image, encode_png
+from dicepipe.params import EncodeParams
+from dicepipe.shards.card import (
     CARD_NAME,
     params_digest,
     shard_stats,
     size_category,
     write_card,
 )
-from dicepipe.imageio import decode_image, encode_png
-from dicepipe.params import EncodeParams
-from dicepipe.records import TASK_PROMPTS
-from dicepipe.shards import image_cell, verify_manifest, write_manifest, write_shard
+from dicepipe.shards.manifest import verify_manifest, write_manifest
+from dicepipe.shards.writer import image_cell, write_shard
+from dicepipe.tasks import TASK_PROMPTS
 
 ACCOUNTING = {"selected": 9, "in_shards": 8, "quarantined": {"sample": 1, "encode": 0}}
 

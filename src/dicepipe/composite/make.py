@@ -13,22 +13,23 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from dicepipe.composite_foreground import (
+from dicepipe.composite.foreground import (
     cached_foreground,
     estimate_foreground,
     foreground_cache_key,
 )
-from dicepipe.composite_geometry import (
+from dicepipe.composite.geometry import (
     draw_background_jitter,
     draw_placement,
     place_foreground,
     prepare_background,
 )
+from dicepipe.params import CompositeParams
+from dicepipe.sampling import point_count, prompt_points
 
 __all__ = [
     "Composite",
     "CompositeError",
-    "CompositeParams",
     "blend",
     "cached_foreground",
     "estimate_foreground",
@@ -41,50 +42,6 @@ __all__ = [
 
 class CompositeError(ValueError):
     """A composite that cannot be made (e.g. too little foreground left on the canvas)."""
-
-
-@dataclass(frozen=True)
-class CompositeParams:
-    """The `composite:` section of params.yaml (see each field's comment)."""
-
-    size: int = 512  # output side in pixels (square)
-    scale_min: float = 0.6  # foreground scale after fitting its longer side to `size`
-    scale_max: float = 1.0
-    rotate_deg: float = 30.0  # rotation drawn uniformly in [-rotate_deg, rotate_deg]
-    translate_frac: float = 0.15  # centre shift, fraction of `size`, per axis
-    hflip_prob: float = 0.5
-    bg_blur_prob: float = 0.3  # chance of a Gaussian blur of the background
-    bg_blur_sigma_max: float = 2.0  # its sigma is uniform in [0, max], in output pixels
-    bg_noise_prob: float = 0.3  # chance of Gaussian noise on the background
-    bg_noise_std_max: float = 6.0  # its std is uniform in [0, max], 0-255 units
-    mask_threshold: float = 0.5  # target mask = alpha > mask_threshold
-    point_threshold: float = 0.5  # prompt points are drawn where alpha > point_threshold
-    points_min: int = 1
-    points_max: int = 5
-    min_mask_pixels: int = 64  # fewer pixels above point_threshold -> CompositeError
-
-    def __post_init__(self) -> None:
-        checks = {
-            "size >= 16": self.size >= 16,
-            "0 < scale_min <= scale_max": 0 < self.scale_min <= self.scale_max,
-            "rotate_deg >= 0": self.rotate_deg >= 0,
-            "0 <= translate_frac <= 1": 0 <= self.translate_frac <= 1,
-            "probabilities in [0, 1]": all(
-                0 <= p <= 1 for p in (self.hflip_prob, self.bg_blur_prob, self.bg_noise_prob)
-            ),
-            "bg_blur_sigma_max, bg_noise_std_max >= 0": min(
-                self.bg_blur_sigma_max, self.bg_noise_std_max
-            )
-            >= 0,
-            "thresholds in [0, 1)": all(
-                0 <= t < 1 for t in (self.mask_threshold, self.point_threshold)
-            ),
-            "1 <= points_min <= points_max <= 5": 1 <= self.points_min <= self.points_max <= 5,
-            "min_mask_pixels >= points_max": self.min_mask_pixels >= self.points_max,
-        }
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"invalid composite params: {', '.join(failed)}")
 
 
 @dataclass(frozen=True)
@@ -117,17 +74,15 @@ def mask_target(alpha: np.ndarray, threshold: float) -> np.ndarray:
 def sample_points(
     alpha: np.ndarray, rng: np.random.Generator, params: CompositeParams
 ) -> np.ndarray:
-    """Draw points_min..points_max distinct pixels with alpha > point_threshold, normalised."""
+    """points.min..points.max prompt points where alpha > point_threshold (`prompt_points`)."""
     inside = np.flatnonzero(alpha.ravel() > params.point_threshold)
     if inside.size < params.min_mask_pixels:
         raise CompositeError(
             f"empty_composite: {inside.size} pixels with alpha > {params.point_threshold}"
             f" (need {params.min_mask_pixels})"
         )
-    k = int(rng.integers(params.points_min, params.points_max + 1))
-    y, x = np.divmod(rng.choice(inside, size=k, replace=False), alpha.shape[1])
-    h, w = alpha.shape
-    return np.stack([(x + 0.5) / w, (y + 0.5) / h], axis=1).astype(np.float32)
+    k = point_count(rng, params.points.min, params.points.max)
+    return prompt_points(alpha > params.point_threshold, k, rng)
 
 
 def _foreground_255(fg_rgb: np.ndarray) -> np.ndarray:

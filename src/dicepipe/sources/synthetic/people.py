@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dicepipe.sources.synthetic_geometry import Capsule, Primitive, Sphere, rot_y
+from dicepipe.sources.synthetic.geometry import Capsule, Primitive, Sphere, rot_y
 
 KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",

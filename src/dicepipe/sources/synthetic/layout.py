@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dicepipe.sources.synthetic_geometry import (
+from dicepipe.sources.synthetic.geometry import (
     Box,
     Cylinder,
     Plane,
@@ -15,8 +15,8 @@ from dicepipe.sources.synthetic_geometry import (
     rot_x,
     rot_y,
 )
-from dicepipe.sources.synthetic_people import Figure, make_figure
-from dicepipe.sources.synthetic_textures import Texture, make_texture
+from dicepipe.sources.synthetic.people import Figure, make_figure
+from dicepipe.sources.synthetic.textures import Texture, make_texture
 
 KINDS = ("floor", "wall", "ceiling", "sphere", "box", "cylinder", "person")
 ROOM_KINDS = ("floor", "wall", "ceiling")

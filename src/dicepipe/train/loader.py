@@ -31,11 +31,12 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from dicepipe.records import TASK_PROMPTS
 from dicepipe.sampling import stable_hash
+from dicepipe.shards.manifest import shard_paths
 from dicepipe.storage import digest_of
+from dicepipe.tasks import TASK_NAMES
 
-TASKS = tuple(TASK_PROMPTS)
+TASKS = TASK_NAMES  # `task_id` indexes this registry order
 MAX_POINTS = 5
 CHUNK = 4096  # task draws are generated per chunk of steps, so resuming replays counts only
 COLUMNS = ["key", "task", "prompt", "image", "target", "points"]
@@ -274,16 +275,6 @@ class TaskMixingDataset(IterableDataset):
             "world_size": self.world_size,
             "num_workers": self.num_workers,
         }
-
-
-def shard_paths(shards_dir: str | Path) -> list[Path]:
-    """The shard files of a folder: those its manifest lists, else every `*.parquet`."""
-    from dicepipe.shards import MANIFEST_NAME, read_manifest
-
-    folder = Path(shards_dir)
-    if (folder / MANIFEST_NAME).exists():
-        return [folder / e["path"] for e in read_manifest(folder)["shards"]]
-    return sorted(folder.glob("*.parquet"))
 
 
 def make_loader(params: Any, rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:

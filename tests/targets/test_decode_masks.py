@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dicepipe.targets.decode_masks import MaskDecodeParams, decode_instance_masks
+from dicepipe.params import MaskDecodeParams
+from dicepipe.targets.decode_masks import decode_instance_masks
 from dicepipe.targets.segmentation import encode_instances
 
 SEEDS = range(8)

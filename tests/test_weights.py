@@ -2,7 +2,7 @@
 
 import pytest
 
-from dicepipe.teachers.loading import (
+from dicepipe.weights import (
     MissingWeightsError,
     resolve_dtype,
     resolve_weights,

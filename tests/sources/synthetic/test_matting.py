@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dicepipe.sources.matting_synthetic import (
+from dicepipe.sources.synthetic.matting import (
     render_hair_alpha,
     render_matting_item,
     write_matting_corpus,

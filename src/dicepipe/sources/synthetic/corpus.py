@@ -1,7 +1,7 @@
 """Write the embedded sample corpus: synthetic scenes in the real OpenImages, SA-1B and COCO
 on-disk layouts, plus the exact labels the ground-truth teacher reads.
 
-    python -m dicepipe.sources.sample_corpus --out data/sample --seed 0
+    python -m dicepipe.sources.synthetic.corpus --out data/sample --seed 0
 
 Layout under the output folder:
     openimages/image_ids.csv, openimages/images/<ImageID>.jpg
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dicepipe.sources import synthetic_formats as fmt
-from dicepipe.sources.synthetic import Scene, render_scene
-from dicepipe.sources.synthetic_people import KEYPOINT_NAMES, SKELETON
+from dicepipe.sources.synthetic import formats as fmt
+from dicepipe.sources.synthetic.people import KEYPOINT_NAMES, SKELETON
+from dicepipe.sources.synthetic.render import Scene, render_scene
 
 OPENIMAGES_HEADER = [
     "ImageID", "Subset", "OriginalURL", "OriginalLandingURL", "License", "AuthorProfileURL",

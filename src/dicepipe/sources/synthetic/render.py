@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dicepipe.sources import synthetic_layout as layout
-from dicepipe.sources.synthetic_geometry import intersect, local_coords
-from dicepipe.sources.synthetic_people import project_keypoints
-from dicepipe.sources.synthetic_textures import albedo
+from dicepipe.sources.synthetic import layout
+from dicepipe.sources.synthetic.geometry import intersect, local_coords
+from dicepipe.sources.synthetic.people import project_keypoints
+from dicepipe.sources.synthetic.textures import albedo
 
 KINDS = layout.KINDS
 _AMBIENT = 0.3

@@ -1,0 +1,137 @@
+"""Stage-scoped code identity: which package sources each stage runs, and their digest.
+
+`STAGE_CODE` is the one declaration. It gives each stage's unit fingerprints their code
+digest (`stage_code_version`), so editing training code never makes data units stale, and it
+is what `dvc.yaml` lists as the stage's code deps (a test checks both, and that every module a
+stage imports, transitively inside `dicepipe`, is covered: `import_closure`).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# What every stage runs: params parsing, schemas, storage, the Prefect runtime, this module.
+_SHARED = (
+    "__init__.py",
+    "codescope.py",
+    "config.py",
+    "params.py",
+    "records.py",
+    "runtime.py",
+    "storage.py",
+    "tasks.py",
+    "pipeline/__init__.py",
+    "pipeline/summary.py",
+    "pipeline/units.py",
+)
+
+# Package-relative files and folders (every `.py` below a folder) of each stage.
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "sample": (
+        *_SHARED,
+        "imageio.py",
+        "sampling.py",
+        "sources",
+        "pipeline/sample.py",
+    ),
+    "label": (
+        *_SHARED,
+        "imageio.py",
+        "weights.py",
+        "teachers",
+        "pipeline/label.py",
+    ),
+    "composite": (
+        *_SHARED,
+        "imageio.py",
+        "sampling.py",
+        "composite",
+        "shards/__init__.py",
+        "shards/preview.py",
+        "sources/__init__.py",
+        "sources/common.py",
+        "sources/matting.py",
+        "pipeline/composite.py",
+    ),
+    "encode": (
+        *_SHARED,
+        "imageio.py",
+        "sampling.py",
+        "targets",
+        "shards",
+        "pipeline/encode.py",
+        "pipeline/examples.py",
+    ),
+}
+
+
+def stage_files(stage: str) -> list[Path]:
+    """The package source files in a stage's scope, sorted."""
+    if stage not in STAGE_CODE:
+        raise KeyError(f"unknown stage {stage!r}; declared: {', '.join(sorted(STAGE_CODE))}")
+    files: set[Path] = set()
+    for entry in STAGE_CODE[stage]:
+        path = PACKAGE_DIR / entry
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    return sorted(files)
+
+
+@cache
+def stage_code_version(stage: str) -> str:
+    """A digest of the sources in a stage's scope: part of every unit fingerprint of the stage,
+    so units written by other code of that stage are never reused as finished."""
+    digest = hashlib.sha256()
+    for path in stage_files(stage):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every `dicepipe` module a source file imports, at any depth (function-local too).
+
+    `from dicepipe.x import y` counts `dicepipe.x` and, when it is a module, `dicepipe.x.y`.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "dicepipe")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "dicepipe":
+                continue
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {name for name in found if module_file(name) is not None}
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of a `dicepipe` module name (a package's `__init__.py`), or None."""
+    base = PACKAGE_DIR.parent.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_closure(entries: Iterable[Path]) -> set[Path]:
+    """The package files that `entries` import, transitively, with every parent package's
+    `__init__.py` (importing `a.b.c` runs `a/__init__` and `a/b/__init__`)."""
+    todo = list(entries)
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        for name in imported_modules(path):
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                file = module_file(".".join(parts[:depth]))
+                if file is not None and file not in seen:
+                    seen.add(file)
+                    todo.append(file)
+    return seen

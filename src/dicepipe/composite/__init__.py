@@ -1,0 +1,1 @@
+"""Hair-matting composites: placement geometry, foreground colour estimation, blending."""

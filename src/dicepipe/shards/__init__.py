@@ -1,0 +1,1 @@
+"""Training shards: Parquet writer, sha256 manifest, dataset card and preview grids."""

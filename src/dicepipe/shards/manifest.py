@@ -1,0 +1,80 @@
+"""The shards' sha256 manifest: write, read, verify, and list the shard files of a folder."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dicepipe.storage import sha256_file, write_json
+
+MANIFEST_NAME = "manifest.json"
+
+
+def shard_entry(path: str | Path) -> dict[str, Any]:
+    """The manifest entry of a shard file: name, rows, bytes, sha256 and per-task counts."""
+    path = Path(path)
+    tasks = Counter(pq.read_table(path, columns=["task"])["task"].to_pylist())
+    return {
+        "path": path.name,
+        "rows": pq.read_metadata(path).num_rows,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "tasks": dict(sorted(tasks.items())),
+    }
+
+
+def rows_per_source(shards_dir: str | Path) -> dict[str, int]:
+    """Rows of every shard in a folder, counted by the `source` column."""
+    counts: Counter[str] = Counter()
+    for path in sorted(Path(shards_dir).glob("*.parquet")):
+        counts.update(pq.read_table(path, columns=["source"])["source"].to_pylist())
+    return dict(sorted(counts.items()))
+
+
+def write_manifest(shards_dir: str | Path, entries: Sequence[dict[str, Any]], **extra: Any) -> dict:
+    """Write `manifest.json`: every shard with sha256, rows, bytes, per-task counts, totals."""
+    shards = sorted(entries, key=lambda e: e["path"])
+    tasks: Counter[str] = Counter()
+    for entry in shards:
+        tasks.update(entry["tasks"])
+    manifest = {
+        "shards": shards,
+        "rows": sum(e["rows"] for e in shards),
+        "bytes": sum(e["bytes"] for e in shards),
+        "tasks": dict(sorted(tasks.items())),
+        **extra,
+    }
+    write_json(Path(shards_dir) / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def read_manifest(shards_dir: str | Path) -> dict[str, Any]:
+    """Load `manifest.json` from a shards folder."""
+    return json.loads((Path(shards_dir) / MANIFEST_NAME).read_text())
+
+
+def verify_manifest(shards_dir: str | Path) -> list[str]:
+    """Problems found comparing the manifest with the files on disk (empty when all match)."""
+    problems = []
+    for entry in read_manifest(shards_dir)["shards"]:
+        path = Path(shards_dir) / entry["path"]
+        if not path.exists():
+            problems.append(f"{entry['path']}: missing")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{entry['path']}: sha256 differs from the manifest")
+        elif pq.read_metadata(path).num_rows != entry["rows"]:
+            problems.append(f"{entry['path']}: row count differs from the manifest")
+    return problems
+
+
+def shard_paths(shards_dir: str | Path) -> list[Path]:
+    """The shard files of a folder: those its manifest lists, else every `*.parquet`."""
+    folder = Path(shards_dir)
+    if (folder / MANIFEST_NAME).exists():
+        return [folder / e["path"] for e in read_manifest(folder)["shards"]]
+    return sorted(folder.glob("*.parquet"))
