@@ -1,0 +1,1 @@
+"""Evaluation on public benchmarks: readers of their archive layouts (`benchmarks`)."""
