@@ -1,0 +1,202 @@
+"""DICEPTION: SD3's MMDiT over [noisy target | input image] tokens, task and point context."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import ConfigMixin, ModelMixin, SD3Transformer2DModel
+from diffusers.configuration_utils import register_to_config
+from torch.utils.checkpoint import checkpoint
+
+from .points import MAX_POINTS, PointEncoder
+from .presets import count_parameters, preset
+from .prompts import EMPTY_PROMPT_KEY, Embedding, load_prompt_cache
+from .tasks import DEFAULT_TASKS, TaskTable
+
+
+class DiceptionModel(ModelMixin, ConfigMixin):
+    """One SD3 transformer (blocks unchanged) predicting the velocity of the noisy target.
+
+    ``save_pretrained``/``from_pretrained`` store the transformer config, task names, task
+    table and point encoder in one ``config.json`` + safetensors.
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        transformer_config: dict[str, Any] | None = None,
+        tasks: Sequence[str] = DEFAULT_TASKS,
+        space: str = "pixel",
+        task_token_length: int = 8,
+        point_frequencies: int = 64,
+        point_seed: int = 0,
+        frozen_task_table: bool = False,
+    ) -> None:
+        super().__init__()
+        if transformer_config is None:
+            transformer_config = preset("tiny")["transformer_config"]
+        self.transformer = SD3Transformer2DModel(**transformer_config)
+        inner = self.transformer.config
+        self.points = PointEncoder(
+            inner.joint_attention_dim, num_frequencies=point_frequencies, seed=point_seed
+        )
+        self.task_table = TaskTable(
+            list(tasks),
+            task_token_length,
+            inner.joint_attention_dim,
+            inner.pooled_projection_dim,
+            frozen=frozen_task_table,
+        )
+        self.gradient_checkpointing = False
+
+    @classmethod
+    def from_preset(
+        cls, name: str, tasks: Sequence[str] = DEFAULT_TASKS, **kwargs: Any
+    ) -> DiceptionModel:
+        """Build a randomly initialised model of a size preset (``tiny``, ``sd3-medium``)."""
+        return cls(**preset(name), tasks=list(tasks), **kwargs)
+
+    @classmethod
+    def from_transformer(
+        cls,
+        transformer: SD3Transformer2DModel | str | Path,
+        tasks: Sequence[str] = DEFAULT_TASKS,
+        **kwargs: Any,
+    ) -> DiceptionModel:
+        """Wrap a pretrained SD3 transformer (module, its folder, or an SD3 pipeline folder).
+
+        The point encoder and task table start fresh; the transformer is used as is (no copy).
+        """
+        if not isinstance(transformer, SD3Transformer2DModel):
+            folder = Path(transformer)
+            sub = "transformer" if (folder / "transformer" / "config.json").exists() else None
+            transformer = SD3Transformer2DModel.from_pretrained(str(folder), subfolder=sub)
+        config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
+        kwargs.setdefault("space", "pixel" if config["in_channels"] == 3 else "latent")
+        # Built on meta so the 2B random transformer is never allocated, then swapped out.
+        with torch.device("meta"):
+            model = cls(transformer_config=config, tasks=list(tasks), **kwargs)
+        model.transformer = transformer
+        for module in (model.points, model.task_table):
+            module.to_empty(device=transformer.device)
+            module.reset_parameters()
+            module.to(transformer.dtype)
+        return model
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names, in task-id order."""
+        return list(self.task_table.names)
+
+    @property
+    def empty_task_id(self) -> int:
+        """Task id of the empty prompt (unconditional branch)."""
+        return self.task_table.empty_id
+
+    def task_id(self, name: str) -> int:
+        """Task id of a task name."""
+        return self.task_table.index(name)
+
+    def add_task(
+        self,
+        name: str,
+        tokens: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
+        *,
+        init_from: str | None = None,
+    ) -> int:
+        """Append a task row (trainable unless embeddings are given); returns its id."""
+        task = self.task_table.add(name, tokens, pooled, init_from=init_from)
+        self.register_to_config(tasks=self.tasks)
+        return task
+
+    def load_task_embeddings(self, embeddings: Mapping[str, Embedding] | str | Path) -> None:
+        """Fill the task table from text-encoder embeddings (or a prompt cache file); frozen."""
+        if not isinstance(embeddings, Mapping):
+            embeddings = load_prompt_cache(embeddings)
+        rows = {n: e for n, e in embeddings.items() if n != EMPTY_PROMPT_KEY}
+        self.task_table.set_rows(rows, embeddings[EMPTY_PROMPT_KEY])
+        length = int(embeddings[EMPTY_PROMPT_KEY][0].shape[0])
+        self.register_to_config(task_token_length=length, frozen_task_table=True)
+
+    def context_tokens(
+        self,
+        task_ids: torch.Tensor,
+        points: torch.Tensor,
+        point_mask: torch.Tensor,
+        *,
+        drop_prompt: torch.Tensor | None = None,
+        drop_points: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context before ``context_embedder``: (task tokens ++ 5 point tokens, pooled)."""
+        if points.shape[1] != MAX_POINTS:
+            raise ValueError(f"expected {MAX_POINTS} point slots, got {points.shape[1]}")
+        device = self.points.point_embed.device
+        drop = drop_prompt.to(device) if drop_prompt is not None else None
+        tokens, pooled = self.task_table(task_ids.to(device), drop)
+        point_mask = point_mask.to(device).bool()
+        if drop_points is not None:
+            point_mask = point_mask & ~drop_points.to(device).bool()[:, None]
+        point_tokens = self.points(points.to(device), point_mask)
+        return torch.cat([tokens.to(point_tokens.dtype), point_tokens], dim=1), pooled
+
+    def _block(self, block: torch.nn.Module, *args: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            func = getattr(self, "_gradient_checkpointing_func", None)
+            if func is not None:
+                return func(block, *args)
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        condition: torch.Tensor,
+        timestep: torch.Tensor | float,
+        task_ids: torch.Tensor,
+        points: torch.Tensor,
+        point_mask: torch.Tensor,
+        drop_prompt: torch.Tensor | None = None,
+        drop_points: torch.Tensor | None = None,
+        joint_attention_kwargs: dict[str, Any] | None = None,
+    ) -> torch.Tensor:
+        """Velocity for the noisy tokens only, shaped like ``noisy`` (B, C, H, W).
+
+        ``timestep`` (B,) or scalar, in scheduler units ([0, 1000]); ``drop_prompt`` (B,) selects
+        the empty prompt row, ``drop_points`` (B,) turns all point tokens into "no point".
+        """
+        tr = self.transformer
+        batch, _, height, width = noisy.shape
+        noisy_tokens = tr.pos_embed(noisy)
+        num_noisy = noisy_tokens.shape[1]
+        hidden = torch.cat([noisy_tokens, tr.pos_embed(condition)], dim=1).contiguous()
+
+        context, pooled = self.context_tokens(
+            task_ids, points, point_mask, drop_prompt=drop_prompt, drop_points=drop_points
+        )
+
+        timestep = torch.as_tensor(timestep, device=noisy.device).reshape(-1)
+        timestep = timestep.expand(batch) if timestep.numel() == 1 else timestep
+        temb = tr.time_text_embed(timestep, pooled.to(hidden.dtype))
+        context = tr.context_embedder(context)
+        for block in tr.transformer_blocks:
+            context, hidden = self._block(block, hidden, context, temb, joint_attention_kwargs)
+
+        hidden = tr.proj_out(tr.norm_out(hidden[:, :num_noisy], temb))
+        patch = tr.config.patch_size
+        rows, cols = height // patch, width // patch
+        hidden = hidden.reshape(batch, rows, cols, patch, patch, tr.out_channels)
+        hidden = torch.einsum("nhwpqc->nchpwq", hidden)
+        return hidden.reshape(batch, tr.out_channels, rows * patch, cols * patch)
+
+
+def preset_parameters(name: str, tasks: Sequence[str] = DEFAULT_TASKS) -> int:
+    """Parameters of a whole DiceptionModel preset, built on the meta device."""
+    with torch.device("meta"):
+        model = DiceptionModel.from_preset(name, tasks)
+    return count_parameters(model)
