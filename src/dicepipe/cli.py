@@ -128,7 +128,67 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--all", action="store_true", help="list every shard, however many")
     inspect.set_defaults(run=_inspect)
     _add_audit(commands)
+    _add_predict(commands)
     return parser
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    from dicepipe.tasks import TASK_NAMES
+
+    predict = commands.add_parser("predict", help="run a trained checkpoint on image files")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--checkpoint", required=True, help="a model folder (from_pretrained)")
+    predict.add_argument("--task", required=True, help=f"one of {', '.join(TASK_NAMES)}")
+    predict.add_argument("--out", default="predictions")
+    predict.add_argument(
+        "--points", nargs="*", default=[], help="prompt points as x,y in pixels (at most 5)"
+    )
+    predict.add_argument("--steps", type=int, default=28)
+    predict.add_argument("--guidance", type=float, default=2.0)
+    predict.add_argument("--one-step", action="store_true", help="one deterministic step")
+    predict.add_argument("--resolution", type=int, help="default: the training resolution")
+    predict.add_argument("--seed", type=int, default=0)
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(run=_predict)
+
+
+def _parse_points(texts: list[str]) -> list[tuple[float, float]]:
+    points = []
+    for text in texts:
+        try:
+            x, y = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"point {text!r} is not x,y") from None
+        points.append((x, y))
+    return points
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from dicepipe.tasks import TASK_NAMES
+
+    if args.task not in TASK_NAMES:
+        print(f"error: unknown task {args.task!r}; choose one of {', '.join(TASK_NAMES)}")
+        return 2
+    from dicepipe.model.inference import PredictError, PredictOptions, run_predict
+
+    options = PredictOptions(
+        task=args.task,
+        steps=args.steps,
+        guidance=args.guidance,
+        one_step=args.one_step,
+        resolution=args.resolution,
+        seed=args.seed,
+        device=args.device,
+    )
+    try:
+        written = run_predict(
+            args.checkpoint, args.images, args.out, options, _parse_points(args.points)
+        )
+    except (PredictError, ValueError) as error:
+        print(f"error: {error}")
+        return 2
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
 
 
 def _add_audit(commands: argparse._SubParsersAction) -> None:

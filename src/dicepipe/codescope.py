@@ -43,8 +43,12 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "label": (
         *_SHARED,
         "imageio.py",
+        "sampling.py",
         "weights.py",
         "teachers",
+        "sources/__init__.py",
+        "sources/common.py",
+        "sources/synthetic",  # the ground-truth teacher re-renders synthetic scenes
         "pipeline/label.py",
     ),
     "composite": (

@@ -10,16 +10,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from dicepipe.tasks import SHARD_TASKS, TASK_PROMPTS
+
 EMPTY_PROMPT_KEY = ""
 
-DEFAULT_PROMPTS: dict[str, str] = {
-    "depth": "image2depth",
-    "normal": "image2normal",
-    "point_segmentation": "image2segmentation",
-    "entity_segmentation": "image2entity",
-    "semantic_segmentation": "image2semantic",
-    "pose": "image2pose",
-}
+DEFAULT_PROMPTS: dict[str, str] = {name: TASK_PROMPTS[name] for name in SHARD_TASKS}
 
 Embedding = tuple[torch.Tensor, torch.Tensor]
 

@@ -7,14 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-DEFAULT_TASKS: tuple[str, ...] = (
-    "depth",
-    "normal",
-    "point_segmentation",
-    "entity_segmentation",
-    "semantic_segmentation",
-    "pose",
-)
+from dicepipe.tasks import SHARD_TASKS
+
+# The shard tasks in registry order, so a loader's `task_id` is the model's task row.
+DEFAULT_TASKS: tuple[str, ...] = SHARD_TASKS
 
 
 def _row(*shape: int) -> nn.Parameter:

@@ -24,6 +24,7 @@ from dicepipe.pipeline.units import ERRORS_DIR, error_path, is_done, unit_manife
 from dicepipe.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
 from dicepipe.sources import coco, openimages, sa1b
 from dicepipe.sources.common import Outcome, Unit
+from dicepipe.sources.synthetic import scenes
 from dicepipe.storage import (
     FINGERPRINT_KEY,
     atomic_path,
@@ -37,7 +38,7 @@ NOTES_DIR = "notes"
 NOTES_SCHEMA = pa.schema(
     [("key", pa.string()), ("annotation_id", pa.int64()), ("reason", pa.string())]
 )
-SOURCES: dict[str, ModuleType] = {m.SOURCE: m for m in (openimages, sa1b, coco)}
+SOURCES: dict[str, ModuleType] = {m.SOURCE: m for m in (openimages, sa1b, coco, scenes)}
 # Encoded images neither shrink under zstd nor repeat (dictionary) nor have useful min/max
 # statistics: writing them plainly saves most of the CPU a row costs to write.
 WRITER_OPTIONS = {
@@ -49,11 +50,13 @@ BATCH_BYTES = 8 << 20  # image bytes per row group: bounds memory whatever the u
 
 
 def plan(params: SampleParams) -> list[Unit]:
-    """Every work unit of the sample, in a fixed order: OpenImages blocks, SA-1B tars, COCO."""
+    """Every work unit of the sample, in a fixed order: OpenImages blocks, SA-1B tars, COCO,
+    rendered scenes."""
     return (
         openimages.plan_units(params.openimages, params.seed)
         + sa1b.plan_units(params.sa1b, params.seed)
         + coco.plan_units(params.coco, params.seed)
+        + scenes.plan_units(params.synthetic, params.seed)
     )
 
 

@@ -1,0 +1,1 @@
+"""One module per source format: openimages, sa1b, coco, matting; synthetic/ renders scenes."""

@@ -10,9 +10,12 @@ import numpy as np
 from dicepipe.records import ItemError
 from dicepipe.teachers.base import Label, TeacherInput
 
+RENDERED_SOURCE = "synthetic"  # scenes whose id names their render: labels are re-rendered
+
 
 class GroundTruthTeacher:
-    """Reads `<root>/<source>/<source_id>.npz` (depth, normals, focal_px) for each item."""
+    """Reads `<root>/<source>/<source_id>.npz` (depth, normals, focal_px) for each item, and
+    re-renders the exact labels of rendered scenes (`sources.synthetic.scenes`) from their id."""
 
     identity = "ground_truth:v1"
 
@@ -29,9 +32,11 @@ class GroundTruthTeacher:
 
     def has_label(self, item: TeacherInput) -> bool:
         """True when the source ships an exact label for this item."""
-        return self.label_path(item).exists()
+        return item.source == RENDERED_SOURCE or self.label_path(item).exists()
 
     def _label_one(self, item: TeacherInput) -> Label:
+        if item.source == RENDERED_SOURCE:
+            return self._rendered(item)
         path = self.label_path(item)
         if not path.exists():
             raise ItemError("missing_label", f"no exact label at {path}")
@@ -45,3 +50,14 @@ class GroundTruthTeacher:
                 f"label {depth.shape} does not match image {item.image.shape[:2]} at {path}",
             )
         return Label(item.key, depth, focal_px, normals, self.identity)
+
+    def _rendered(self, item: TeacherInput) -> Label:
+        from dicepipe.sources.synthetic.scenes import render_from_id
+
+        height, width = item.image.shape[:2]
+        scene = render_from_id(item.source_id, width, height)
+        if not np.array_equal(scene.rgb, item.image):
+            raise ItemError(
+                "label_mismatch", f"re-rendering {item.source_id} does not give the sampled image"
+            )
+        return Label(item.key, scene.depth, scene.focal_px, scene.normals, self.identity)

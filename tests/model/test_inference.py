@@ -1,0 +1,88 @@
+"""`dicepipe predict`: a saved checkpoint on real image files, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from dicepipe.cli import main
+from dicepipe.imageio import decode_image
+from dicepipe.model.inference import INFERENCE_FILE
+
+from .conftest import make_model
+
+PHOTO = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ckpt") / "model"
+    model = make_model(tasks=["depth", "normal", "point_segmentation", "pose"])
+    model.save_pretrained(str(folder))
+    (folder / INFERENCE_FILE).write_text(json.dumps({"resolution": 16}))
+    return folder
+
+
+def _predict(checkpoint: Path, out: Path, *extra: str) -> int:
+    args = ["predict", "--checkpoint", str(checkpoint), "--out", str(out), "--steps", "2"]
+    return main([*args, *extra])
+
+
+def test_depth_prediction_writes_rgb_decoded_outputs_and_preview(checkpoint, tmp_path):
+    assert _predict(checkpoint, tmp_path, "--task", "depth", str(PHOTO)) == 0
+    rgb = decode_image(PHOTO.read_bytes()).rgb
+    prediction = decode_image((tmp_path / "grace_hopper.depth.png").read_bytes()).rgb
+    assert prediction.shape == rgb.shape
+    preview = decode_image((tmp_path / "grace_hopper.depth.preview.png").read_bytes()).rgb
+    assert preview.shape == (rgb.shape[0], 2 * rgb.shape[1], 3)
+    depth = np.load(tmp_path / "grace_hopper.depth.npy")
+    assert depth.shape == rgb.shape[:2] and np.isfinite(depth).all()
+    assert (tmp_path / "grace_hopper.depth.16bit.png").stat().st_size > 0
+    assert json.loads((tmp_path / "predict.json").read_text())["resolution"] == 16
+
+
+def test_the_same_seed_gives_the_same_prediction(checkpoint, tmp_path):
+    for out in ("a", "b"):
+        assert _predict(checkpoint, tmp_path / out, "--task", "normal", str(PHOTO)) == 0
+    first = (tmp_path / "a" / "grace_hopper.normal.png").read_bytes()
+    assert first == (tmp_path / "b" / "grace_hopper.normal.png").read_bytes()
+
+
+def test_point_segmentation_with_points_and_pose(checkpoint, tmp_path):
+    args = ["--task", "point_segmentation", str(PHOTO), "--points", "10,20", "100,50"]
+    code = _predict(checkpoint, tmp_path, *args)
+    assert code == 0
+    mask = decode_image((tmp_path / "grace_hopper.point_segmentation.mask.png").read_bytes())
+    assert mask.rgb.shape[:2] == decode_image(PHOTO.read_bytes()).rgb.shape[:2]
+    assert _predict(checkpoint, tmp_path, "--task", "pose", "--one-step", str(PHOTO)) == 0
+    assert "keypoints" in json.loads((tmp_path / "grace_hopper.pose.keypoints.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "depth", "missing.jpg"], "no such file"),
+        (["--task", "depth", "__TEXT__"], "not a readable image"),
+        (["--task", "dept", str(PHOTO)], "unknown task 'dept'"),
+        (["--task", "semantic_segmentation", str(PHOTO)], "this checkpoint knows"),
+        (["--task", "point_segmentation", str(PHOTO), "--points", "99999,1"], "outside"),
+        (["--task", "point_segmentation", str(PHOTO), "--points", "1;2"], "not x,y"),
+    ],
+)
+def test_bad_requests_exit_non_zero_with_a_clear_message(
+    checkpoint, tmp_path, capsys, extra, message
+):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    extra = [str(text) if e == "__TEXT__" else e for e in extra]
+    assert _predict(checkpoint, tmp_path / "out", *extra) == 2
+    assert message in capsys.readouterr().out
+
+
+def test_a_folder_without_a_model_is_refused(tmp_path, capsys):
+    assert _predict(tmp_path, tmp_path / "out", "--task", "depth", str(PHOTO)) == 2
+    assert "not a model folder" in capsys.readouterr().out
