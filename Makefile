@@ -35,10 +35,11 @@ test-all: $(STAMP)
 	pytest -m ''
 
 lint: $(STAMP)
-	ruff check src tests flows bench
+	ruff check src tests flows bench stages
+	ruff format --check src tests flows bench stages
 
 sample-corpus: $(STAMP)
 	dicepipe make-sample --out data/sample --seed 0
 
 clean:
-	rm -rf data/work data/shards .cache
+	rm -rf data/work data/shards runs metrics predictions .cache

@@ -116,3 +116,19 @@ def test_make_sample_regenerates_the_committed_corpus_byte_for_byte(tmp_path):
     assert made == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
     for relative in made:
         assert (tmp_path / relative).read_bytes() == (committed / relative).read_bytes(), relative
+
+
+def test_inspect_reads_the_folder_with_datasets_and_reports_an_empty_shard(shards, capsys):
+    import pyarrow as pa
+
+    from dicepipe.shards.manifest import read_manifest, shard_entry
+    from dicepipe.shards.writer import shard_schema
+    from dicepipe.storage import write_parquet
+
+    write_parquet(shards / "c.parquet", pa.Table.from_pylist([], schema=shard_schema()))
+    manifest = read_manifest(shards)
+    write_manifest(shards, [*manifest["shards"], shard_entry(shards / "c.parquet")])
+    assert main(["inspect", str(shards)]) == 1
+    out = capsys.readouterr().out
+    assert "c.parquet: empty shard (0 rows)" in out
+    assert "datasets.load_dataset fails" in out and "BatchSize must be greater than 0" in out

@@ -20,17 +20,22 @@ def _declared_deps(stage: str) -> set[str]:
     return {f"src/dicepipe/{entry}" for entry in STAGE_CODE[stage]}
 
 
+def _entry(stage: str) -> str:
+    """A stage's entry point: its Prefect flow, else its DVC stage script."""
+    flow = f"flows/{stage}.py"
+    return flow if (REPO / flow).is_file() else f"stages/{stage}.py"
+
+
 @pytest.mark.parametrize("stage", sorted(STAGE_CODE))
 def test_every_module_a_stage_imports_is_in_its_scope(stage):
-    flow = REPO / "flows" / f"{stage}.py"
-    missing = import_closure([flow]) - set(stage_files(stage))
+    missing = import_closure([REPO / _entry(stage)]) - set(stage_files(stage))
     assert not missing, f"{stage} imports modules outside STAGE_CODE: {sorted(map(str, missing))}"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_CODE))
 def test_dvc_deps_of_a_stage_are_its_declared_code(stage):
     deps = set(DVC_STAGES[stage]["deps"])
-    assert f"flows/{stage}.py" in deps
+    assert _entry(stage) in deps
     assert {d for d in deps if d.startswith("src/")} == _declared_deps(stage)
 
 
@@ -83,6 +88,8 @@ def test_editing_training_code_leaves_every_data_stage_version_unchanged(package
         ("composite", "composite/make.py"),
         ("encode", "targets/depth.py"),
         ("encode", "params.py"),
+        ("train", "train/loop.py"),
+        ("train", "model/flow.py"),
     ],
 )
 def test_editing_a_module_in_scope_changes_the_stage_version(package_copy, stage, relative):
@@ -95,6 +102,18 @@ def test_editing_a_module_outside_a_scope_keeps_that_stage_version(package_copy)
     assert before == after
 
 
+def test_editing_a_data_module_keeps_the_train_version(package_copy):
+    before, after = _version_after_edit(package_copy, "train", "pipeline/encode.py")
+    assert before == after
+
+
 def test_unknown_stage_names_the_declared_ones():
-    with pytest.raises(KeyError, match="declared: composite, encode, label, sample"):
+    with pytest.raises(KeyError, match="declared: " + ", ".join(sorted(STAGE_CODE))):
         stage_files("trian")
+
+
+def test_the_closure_follows_relative_imports(tmp_path):
+    flow = tmp_path / "stage.py"
+    flow.write_text("from dicepipe.model import DiceptionModel\n")
+    names = {f.relative_to(codescope.PACKAGE_DIR).as_posix() for f in import_closure([flow])}
+    assert {"model/__init__.py", "model/diception.py", "model/points.py"} <= names

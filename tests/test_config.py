@@ -72,3 +72,14 @@ def test_params_are_frozen():
     params = parse({}, SampleParams, "sample")
     with pytest.raises(AttributeError):
         params.seed = 1  # type: ignore[misc]
+
+
+def test_an_exponent_without_a_dot_is_a_float_as_written():
+    import yaml
+
+    from dicepipe.config import parse
+    from dicepipe.params import TrainParams
+
+    data = yaml.safe_load("lr: 2e-5")
+    assert data == {"lr": "2e-5"}  # YAML 1.1 reads it as a string
+    assert parse(data, TrainParams, "train").lr == 2e-5

@@ -1,4 +1,5 @@
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -10,6 +11,22 @@ from dicepipe.imageio import (
     decode_image,
     encode_jpeg,
     encode_png,
+    exif_focal_px,
+    rle_mask,
+    rle_runs_from_strings,
+    rle_string,
+)
+from tests.reliability.craft import (
+    ASCII,
+    RATIONAL,
+    SHORT,
+    box,
+    focal_entry,
+    jpeg_with_exif,
+    orientation_entry,
+    raw_exif,
+    rle,
+    uncompressed_counts,
 )
 
 
@@ -143,3 +160,51 @@ def test_cut_header_is_truncated_not_a_crash():
     with pytest.raises(ImageDecodeError) as error:
         decode_image(data[:40])
     assert error.value.reason in {"truncated", "not_an_image"}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        orientation_entry(ASCII, 4, b"abc\0"),  # a string
+        orientation_entry(RATIONAL, 1, b"\0\0\0\0"),  # a fraction (offset 0: garbage)
+        orientation_entry(SHORT, 1, struct.pack("<H", 9)),  # out of range
+    ],
+)
+def test_a_bogus_exif_orientation_is_ignored_and_never_kept(entry):
+    rgb = _gradient(16, 24)
+    data = jpeg_with_exif(rgb, raw_exif([entry]))
+    decoded = decode_image(data)
+    assert decoded.orientation == 0 and decoded.rgb.shape == (16, 24, 3)
+    canonical, _ = canonical_image_bytes(data)
+    assert canonical[:4] == b"\x89PNG"  # re-encoded: no stored file carries the bogus tag
+    assert np.array_equal(decode_image(canonical).rgb, decoded.rgb)
+
+
+def test_exif_focal_length_is_read_from_the_35mm_tag_only_when_sane():
+    rgb = _gradient(30, 40)
+    good = jpeg_with_exif(rgb, raw_exif([], [focal_entry(50)]))
+    assert exif_focal_px(good, 40, 30) == pytest.approx(50 * 50 / np.hypot(36, 24))
+    assert exif_focal_px(jpeg_with_exif(rgb, raw_exif([], [focal_entry(0)])), 40, 30) is None
+    assert exif_focal_px(encode_jpeg(rgb), 40, 30) is None
+    assert exif_focal_px(b"not an image", 40, 30) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rle_string_round_trips_with_pycocotools(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((23, 31)) < (0.05 + 0.15 * seed)
+    mask[: seed * 3, :] = seed % 2 == 0  # long runs too
+    counts = uncompressed_counts(mask)
+    text = rle_string(counts)
+    assert text == rle(mask)["counts"]
+    runs, per_text = rle_runs_from_strings([text.encode()], mask.size)
+    assert runs.tolist() == counts and per_text.tolist() == [len(counts)]
+    assert np.array_equal(rle_mask(runs, 23, 31), mask)
+
+
+def test_rle_strings_that_do_not_cover_the_image_are_refused():
+    text = rle(box(8, 8, 1, 4, 2, 5))["counts"].encode()
+    for bad, pixels in ((text, 65), (b"0`0!!", 64), (b"", 64), (text + b"\x7f", 64)):
+        with pytest.raises(ImageDecodeError) as error:
+            rle_runs_from_strings([bad], pixels)
+        assert error.value.reason == "invalid_rle"

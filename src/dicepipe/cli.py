@@ -23,7 +23,12 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from dicepipe.shards.card import shard_stats
-    from dicepipe.shards.manifest import MANIFEST_NAME, read_manifest, verify_manifest
+    from dicepipe.shards.manifest import (
+        MANIFEST_NAME,
+        load_problems,
+        read_manifest,
+        verify_manifest,
+    )
 
     shards = Path(args.shards)
     if not (shards / MANIFEST_NAME).exists():
@@ -42,6 +47,8 @@ def _inspect(args: argparse.Namespace) -> int:
         for p in sorted(shards.glob("*.parquet"))
         if p.name not in listed
     ]
+    problems += [f"{e['path']}: empty shard (0 rows)" for e in manifest["shards"] if not e["rows"]]
+    problems += load_problems(shards, manifest["rows"])
     summary = Path(args.summary) if args.summary else shards.parent / "work/encode/summary.json"
     accounting = json.loads(summary.read_text()) if summary.exists() else None
     print("\n".join(format_stats(shards, stats, problems, accounting, args.all)))
@@ -120,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--out", default="data/sample")
     make.add_argument("--seed", type=int, default=0)
     make.set_defaults(run=_make_sample)
-    inspect = commands.add_parser("inspect", help="statistics and sha256 check of a shards folder")
+    inspect = commands.add_parser(
+        "inspect",
+        help="statistics, sha256 check and a datasets.load_dataset read of a shards folder",
+    )
     inspect.add_argument("shards", nargs="?", default="data/shards")
     inspect.add_argument(
         "--summary", help="encode summary.json (default: <shards>/../work/encode/summary.json)"

@@ -16,16 +16,13 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
-# What every stage runs: params parsing, schemas, storage, the Prefect runtime, this module.
+# What every stage runs: the package face, params parsing, the task registry, storage, runtime.
+_CORE = ("__init__.py", "config.py", "params.py", "runtime.py", "storage.py", "tasks.py")
+# What the data stages share besides: this module, the schemas, the stage helpers.
 _SHARED = (
-    "__init__.py",
+    *_CORE,
     "codescope.py",
-    "config.py",
-    "params.py",
     "records.py",
-    "runtime.py",
-    "storage.py",
-    "tasks.py",
     "pipeline/__init__.py",
     "pipeline/summary.py",
     "pipeline/units.py",
@@ -72,6 +69,61 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "pipeline/encode.py",
         "pipeline/examples.py",
     ),
+    # Not _SHARED: training runs no Prefect units, so data-stage plumbing is not its code.
+    "train": (
+        *_CORE,
+        "sampling.py",
+        "weights.py",
+        "shards/__init__.py",
+        "shards/manifest.py",
+        "model",
+        "train/__init__.py",
+        "train/build.py",
+        "train/checkpoints.py",
+        "train/curves.py",
+        "train/distributed.py",
+        "train/loader.py",
+        "train/loop.py",
+    ),
+    # The evaluation stage (stages/evaluate.py); the scheduled flows/reevaluate.py runs it too.
+    "finetune": (
+        *_CORE,
+        "imageio.py",
+        "sampling.py",
+        "weights.py",
+        "shards/__init__.py",
+        "shards/manifest.py",
+        "model",
+        "targets",
+        "train/__init__.py",
+        "train/checkpoints.py",
+        "train/finetune.py",
+    ),
+    "evaluate": (
+        *_CORE,
+        "records.py",
+        "imageio.py",
+        "sampling.py",
+        "weights.py",
+        "model",
+        "metrics",
+        "targets",
+        "shards/__init__.py",
+        "shards/preview.py",
+        "sources/__init__.py",
+        "sources/common.py",
+        "sources/synthetic",  # held-out scenes and the mean-training-scene baselines
+        "evaluate/__init__.py",
+        "evaluate/benchmarks",
+        "evaluate/baselines.py",
+        "evaluate/dense.py",
+        "evaluate/heldout.py",
+        "evaluate/objects.py",
+        "evaluate/predict.py",
+        "evaluate/report.py",
+        "evaluate/run.py",
+        "evaluate/scoring.py",
+    ),
 }
 
 
@@ -107,12 +159,27 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "dicepipe")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.split(".")[0] != "dicepipe":
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(path, node.module, node.level)
+            if module is None or module.split(".")[0] != "dicepipe":
                 continue
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
     return {name for name in found if module_file(name) is not None}
+
+
+def _absolute(path: Path, module: str | None, level: int) -> str | None:
+    """The absolute name of a (possibly relative) `from ... import` in the file `path`."""
+    if level == 0:
+        return module
+    try:
+        parts = list(path.resolve().relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+    except ValueError:
+        return None  # a relative import outside the package
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    base = parts[: len(parts) - level + (1 if path.name == "__init__.py" else 0)]
+    return ".".join([*base, module] if module else base)
 
 
 def module_file(name: str) -> Path | None:

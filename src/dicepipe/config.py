@@ -8,6 +8,7 @@ key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -117,6 +118,9 @@ def _coerce_tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple[Any, .
     return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in pairs)
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
 def _coerce_scalar(value: Any, hint: Any, where: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
@@ -127,6 +131,8 @@ def _coerce_scalar(value: Any, hint: Any, where: str) -> Any:
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads `2e-5` (no dot) as a string
     elif hint is str:
         if isinstance(value, str):
             return value

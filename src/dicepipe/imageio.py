@@ -2,15 +2,25 @@
 
 Every decode failure raises `ImageDecodeError` with a short machine-readable `reason`
 (`empty`, `not_an_image`, `truncated`, `too_many_pixels`, `unsupported_mode`,
-`undecodable`), which is what
-the quarantine tables record.
+`undecodable`, `bad_exif`, `invalid_rle`), which is what the quarantine tables record.
+
+EXIF is untrusted metadata: an Orientation tag that is not one of the integers 1-8 (a string,
+a fraction, a list) is reported as orientation 0 and treated as upright, as image viewers do;
+such an image is never kept byte for byte (see `canonical_image_bytes`), so no stored file
+carries the bogus tag. The same goes for the 35 mm focal length (`exif_focal_px`).
+
+COCO RLE masks are image data too: `rle_runs_from_strings` checks compressed RLE strings
+completely (in numpy) before any native decoder sees them, and `rle_string` writes them.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import numbers
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +28,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 _EXIF_ORIENTATION = 0x0112
+_EXIF_IFD, _FOCAL_35MM = 0x8769, 0xA405
+_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
 
 class ImageDecodeError(ValueError):
@@ -35,7 +47,7 @@ class DecodedImage:
     rgb: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied
     format: str  # PIL format name, e.g. "JPEG", "PNG"
     mode: str  # PIL mode before conversion, e.g. "RGB", "CMYK", "I;16", "P"
-    orientation: int  # EXIF orientation tag (1 = upright, no transform needed)
+    orientation: int  # EXIF orientation 1-8 (1 = upright); 0: a tag that is not 1-8 (ignored)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -64,11 +76,55 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
         except Exception as error:  # noqa: BLE001 - a decoder failing on untrusted bytes
             message = f"{type(error).__name__}: {error}"
             raise ImageDecodeError("undecodable", message) from None
-    orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    orientation = exif_orientation(image)
     fmt, mode = image.format or "unknown", image.mode
-    if orientation != 1:
-        image = ImageOps.exif_transpose(image)
+    if orientation > 1:
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception as error:  # noqa: BLE001 - malformed EXIF on untrusted bytes
+            raise ImageDecodeError("bad_exif", f"{type(error).__name__}: {error}") from None
     return DecodedImage(rgb=_to_rgb(image), format=fmt, mode=mode, orientation=orientation)
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF Orientation of an opened image: 1-8, 1 when absent, 0 when the tag holds
+    anything but an integer 1-8 (treated as upright; never raises on malformed EXIF)."""
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF is no orientation
+        return 0
+    return _small_integer(value, 1, 8) or 0
+
+
+def _small_integer(value: Any, lo: int, hi: int) -> int | None:
+    """`value` as an int when it is a real number equal to an integer in [lo, hi], else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    if not math.isfinite(number) or number != int(number) or not lo <= number <= hi:
+        return None
+    return int(number)
+
+
+def exif_focal_px(data: bytes, width: int, height: int) -> float | None:
+    """Focal length in pixels from EXIF FocalLengthIn35mmFilm (Depth Pro's own rule:
+    f_35 * diagonal_px / diagonal_35mm), or None when the tag is absent or not a positive
+    number. Rotation does not change it (the diagonal is the same), so it may be computed
+    from the original bytes and used with the upright image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                f35 = image.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
+    except Exception:  # noqa: BLE001 - EXIF is optional metadata: unreadable means "no focal"
+        return None
+    f35 = _small_integer(f35, 1, 100_000)  # a SHORT in the EXIF standard
+    if f35 is None:
+        return None
+    return float(f35) * math.hypot(width, height) / _FULL_FRAME_DIAGONAL_MM
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -102,7 +158,7 @@ def canonical_image_bytes(
     """
     decoded = decode_image(data, max_pixels)
     if decoded.format == "JPEG" and decoded.mode == "RGB" and decoded.orientation == 1:
-        return data, decoded
+        return data, decoded  # (orientation 0, a bogus tag, is re-encoded without it)
     return encode_png(decoded.rgb), decoded
 
 
@@ -134,3 +190,66 @@ def _check_uint8(array: np.ndarray) -> np.ndarray:
     ):
         raise ValueError(f"expected uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
     return np.ascontiguousarray(array)
+
+
+def rle_runs_from_strings(texts: list[bytes], pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode many compressed COCO RLE strings (pycocotools' `rleFrString`) at once, checking
+    each completely: 5-bit groups with a continuation bit (0x20), a sign bit (0x10) in a
+    value's last group, and each run from the fourth on stored as a delta to the run two
+    before it. Returns (all runs, runs per string); a string that is malformed or whose runs
+    do not cover exactly `pixels` is ImageDecodeError `invalid_rle`, so native decoders only
+    ever see RLEs that fit their buffer."""
+    if not texts or not all(isinstance(t, bytes) and t for t in texts):
+        raise ImageDecodeError("invalid_rle", "RLE counts must be non-empty strings")
+    c = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # below 48 wraps high
+    text_ends = np.cumsum([len(t) for t in texts]) - 1
+    if (c > 63).any() or (c[text_ends] & 0x20).any():
+        raise ImageDecodeError("invalid_rle", "RLE string has bad characters or ends mid-value")
+    ends = np.flatnonzero((c & 0x20) == 0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 7:  # more than 35 bits: no image has runs that long
+        raise ImageDecodeError("invalid_rle", "RLE string holds an impossibly long run")
+    values = (c[starts] & 0x1F).astype(np.int64)
+    longer = np.flatnonzero(lengths > 1)  # few: most values fit one character
+    for k in range(1, int(lengths.max())):
+        longer = longer[lengths[longer] > k]
+        values[longer] += (c[starts[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
+    negative = np.flatnonzero(c[ends] & 0x10)
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    bounds = np.searchsorted(ends, text_ends) + 1  # every string ends with a value
+    first = np.concatenate(([0], bounds[:-1]))
+    per_text = bounds - first
+    local = np.arange(values.size) - np.repeat(first, per_text)
+    odd = (local & 1).astype(bool)
+    runs = values
+    for select in (odd, ~odd & (local >= 2)):  # cumulative sums per parity, restarted per string
+        part = np.where(select, values, 0)
+        part[first[1:]] -= np.add.reduceat(part, first)[:-1]
+        runs = np.where(select, np.cumsum(part), runs)
+    bad = (np.add.reduceat(runs, first) != pixels) | (np.minimum.reduceat(runs, first) < 0)
+    if bad.any():
+        message = f"RLE {int(np.argmax(bad))} does not cover {pixels} pixels"
+        raise ImageDecodeError("invalid_rle", message)
+    return runs, per_text
+
+
+def rle_string(runs: Any) -> str:
+    """The compressed COCO RLE string of run lengths (pycocotools' `rleToString`)."""
+    counts = [int(v) for v in runs]
+    out = bytearray()
+    for i, count in enumerate(counts):
+        x = count - counts[i - 2] if i > 2 else count
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            out.append((c | 0x20 if more else c) + 48)
+    return out.decode("ascii")
+
+
+def rle_mask(runs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The (height, width) boolean mask of checked runs (column-major, background first)."""
+    flat = np.repeat(np.arange(runs.size) % 2 == 1, runs)
+    return np.ascontiguousarray(flat.reshape(width, height).T)

@@ -19,6 +19,9 @@ SAMPLE_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("annotations", pa.string()),  # JSON list; SA-1B masks stay COCO RLE here
+        # EXIF 35 mm focal length in pixels, read from the original bytes (which sample may
+        # re-encode without EXIF); null when the file has none
+        ("focal_px", pa.float64()),
     ]
 )
 

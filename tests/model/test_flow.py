@@ -134,3 +134,24 @@ def test_overfits_one_batch() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+def test_deterministic_mode_regresses_the_target_from_zero_at_t_one(
+    model: DiceptionModel, batch: dict
+) -> None:
+    config = replace(CONFIG, deterministic=True, prompt_dropout=0.0, point_dropout=0.0)
+    first, per_sample = _loss(model, batch, seed=0, config=config)
+    second, _ = _loss(model, batch, seed=1, config=config)
+    assert torch.allclose(first, second)  # no noise, no timestep draw reaches the loss
+    with torch.no_grad():
+        zero = torch.zeros_like(batch["target"])
+        velocity = model(
+            zero,
+            batch["image"],
+            torch.full((4,), 1000.0),
+            batch["task_id"],
+            batch["points"],
+            batch["point_mask"],
+        )
+    expected = ((velocity + batch["target"]) ** 2).reshape(4, -1).mean(1)
+    assert torch.allclose(per_sample, expected, atol=1e-5)

@@ -16,7 +16,24 @@ import yaml
 from dicepipe.tasks import SHARD_TASKS
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", "flows", "src", "data/sample")
+PROJECT_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    "pyproject.toml",
+    "flows",
+    "stages",
+    "src",
+    "data/sample",
+    ".dvcignore",
+)
+# The demo's data stages as they are; training and evaluation cut to a smoke size.
+QUICK = {
+    ("train", "steps"): 6,
+    ("train", "checkpoint_every"): 3,
+    ("evaluate", "heldout", "n"): 2,
+    ("evaluate", "baseline", "scenes"): 4,
+    ("evaluate", "previews"): 2,
+}
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -39,6 +56,13 @@ def project(tmp_path_factory) -> Path:
         else:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for path, value in QUICK.items():
+        section = params
+        for key in path[:-1]:
+            section = section[key]
+        section[path[-1]] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
     _run([sys.executable, "-m", "dvc", "init", "-q"], root)
     _run([sys.executable, "-m", "dvc", "repro"], root)
@@ -58,6 +82,21 @@ def test_repro_writes_loadable_shards_with_a_true_manifest(project):
     assert len(loaded) == manifest["rows"]
     row = loaded[0]
     assert row["image"].size == (row["width"], row["height"]) == row["target"].size
+
+
+def test_repro_trains_and_evaluates_the_model_beside_the_baselines(project):
+    from dicepipe.model import DiceptionModel
+
+    model = DiceptionModel.from_pretrained(str(project / "runs/train/model"))
+    assert model.tasks[:2] == ("depth", "normal") or list(model.tasks)[:2] == ["depth", "normal"]
+    train = json.loads((project / "metrics/train.json").read_text())
+    assert train["steps"] == QUICK[("train", "steps")]
+    evaluation = json.loads((project / "metrics/eval.json").read_text())
+    for task in ("depth", "normal", "point_segmentation", "entity_segmentation", "pose"):
+        assert {"model", "baseline"} <= set(evaluation["heldout"][task])
+    shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], project)
+    assert "absrel" in shown
+    assert (project / "runs/train/loss.png").stat().st_size > 5_000
 
 
 def test_every_selected_item_is_accounted_for(project):
@@ -128,8 +167,9 @@ def test_dvc_status_follows_each_stage_code_scope(project):
     originals = {path: path.read_bytes() for path in (loader, coco)}
     try:
         loader.write_bytes(originals[loader] + b"\n# training code edited\n")
-        status = _run([sys.executable, "-m", "dvc", "status", "--json"], project)
-        assert json.loads(status) == {}
+        status = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], project))
+        assert not {"sample", "label", "composite", "encode"} & set(status)
+        assert "train" in status  # the training stage runs the loader
         coco.write_bytes(originals[coco] + b"\n# sampling code edited\n")
         changed = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], project))
         assert "sample" in changed and "encode" not in changed

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import EncodeParams
+from dicepipe.params import EncodeParams, RunnerParams
 from dicepipe.pipeline import encode, label
 from dicepipe.pipeline.summary import item_accounting
 from dicepipe.pipeline.units import error_path
 from dicepipe.records import LABEL_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
+from dicepipe.shards.manifest import write_manifest
 from dicepipe.sources.common import sample_row
 from dicepipe.sources.synthetic.render import render_scene
 from dicepipe.teachers.base import Label
+from tests.reliability.craft import rle
 
 
 def test_label_failures_are_not_quarantined_again_and_counts_balance(tmp_path):
@@ -43,3 +46,93 @@ def test_label_failures_are_not_quarantined_again_and_counts_balance(tmp_path):
     accounting = item_accounting(samples, labels, tmp_path / "c", work, shards)
     assert accounting["balanced"] and accounting["in_shards"] == 1
     assert accounting["quarantined"]["label"] == 1 and accounting["quarantined"]["encode"] == 0
+
+
+def _write_unit(folder, unit: str, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
+    pq.write_table(table, folder / f"{unit}.parquet")
+
+
+def _coco_row(i: int, annotations: list[dict]) -> dict:
+    scene = render_scene(30 + i, 40, 30)
+    return sample_row("coco", f"{i:012d}", "u", "x", encode_png(scene.rgb), annotations, 10**7)
+
+
+def _person(ann_id: int, keypoints: list[float]) -> dict:
+    mask = np.zeros((30, 40), bool)
+    mask[5:20, 10:30] = True
+    return {
+        "id": ann_id,
+        "category_id": 1,
+        "keypoints": keypoints,
+        "num_keypoints": sum(1 for v in keypoints[2::3] if v > 0),
+        "segmentation": rle(mask),
+    }
+
+
+def test_encode_quarantines_any_bad_item_and_keeps_the_rest(tmp_path):
+    seventeen = [float(v) for k in range(17) for v in (10 + k, 5 + k, 2)]
+    mask = np.zeros((30, 40), bool)
+    mask[5:20, 10:30] = True
+    bad_items = {
+        1: [_person(1, seventeen), _person(2, seventeen[:48])],  # 17 and 16 keypoints
+        2: [_person(1, [1e12, 5.0, 2.0] + seventeen[3:])],  # cv2 would overflow
+        3: [{**_person(1, seventeen), "segmentation": {"size": [30, 40], "counts": [1200]}}],
+        4: [{**_person(1, seventeen), "segmentation": {"size": [30, 40], "counts": "0`0!!"}}],
+        5: [{**_person(1, seventeen), "segmentation": {"size": [31, 40], "counts": "P1"}}],
+        6: [{**_person(1, seventeen), "keypoints": ["a", 1.0, 2.0]}],
+    }
+    rows = [_coco_row(0, [_person(1, seventeen)])]
+    rows += [_coco_row(i, annotations) for i, annotations in bad_items.items()]
+    rows.append({**_coco_row(7, []), "annotations": "{not json"})
+    samples, labels, shards, work = (tmp_path / d for d in ("s", "l", "shards", "w"))
+    _write_unit(samples, "coco-000000", rows)
+    result = encode.run_unit(samples / "coco-000000.parquet", labels, EncodeParams(), shards, work)
+    quarantine = pq.read_table(error_path(work, "coco-000000")).to_pylist()
+    reasons = {row["key"]: row["reason"] for row in quarantine}
+    assert reasons == {
+        "coco/000000000001": "keypoint_count_mismatch",
+        "coco/000000000002": "keypoints_out_of_bounds",
+        "coco/000000000003": "invalid_rle",
+        "coco/000000000004": "invalid_rle",
+        "coco/000000000005": "rle_size_mismatch",
+        "coco/000000000006": "bad_keypoints",
+        "coco/000000000007": "unexpected_error",
+    }
+    assert "JSONDecodeError" in next(
+        r["message"] for r in quarantine if r["reason"] == "unexpected_error"
+    )
+    assert result["quarantined"] == 7
+    tasks = {e["path"]: e["tasks"] for e in result["shards"]}
+    assert tasks == {"coco-000000-000.parquet": {"pose": 1, "semantic_segmentation": 1}}
+
+
+def test_a_unit_with_every_item_quarantined_writes_no_shard_and_stays_done(tmp_path):
+    samples, labels, shards, work = (tmp_path / d for d in ("s", "l", "shards", "w"))
+    good = _coco_row(0, [_person(1, [float(v) for k in range(17) for v in (10 + k, 5 + k, 2)])])
+    _write_unit(samples, "coco-000000", [good])
+    unit, params = samples / "coco-000000.parquet", EncodeParams()
+    assert len(encode.run_unit(unit, labels, params, shards, work)["shards"]) == 1
+    _write_unit(samples, "coco-000000", [{**good, "annotations": "[]"}])  # now: no target
+    result = encode.run_unit(unit, labels, params, shards, work)
+    assert result["shards"] == [] and result["quarantined"] == 1
+    assert list(shards.glob("*.parquet")) == []  # the old part went too
+    marker = error_path(work, "coco-000000")
+    stamp = marker.stat().st_mtime_ns
+    assert encode.run_unit(unit, labels, params, shards, work) == result
+    assert marker.stat().st_mtime_ns == stamp  # done: not encoded again
+    manifest = write_manifest(shards, result["shards"])
+    assert manifest["rows"] == 0 and manifest["shards"] == []
+
+
+def test_switching_the_runner_re_encodes_nothing(tmp_path):
+    samples, labels, shards, work = (tmp_path / d for d in ("s", "l", "shards", "w"))
+    person = _person(1, [float(v) for k in range(17) for v in (10 + k, 5 + k, 2)])
+    _write_unit(samples, "coco-000000", [_coco_row(0, [person])])
+    unit = samples / "coco-000000.parquet"
+    threads = encode.run_unit(unit, labels, EncodeParams(), shards, work)
+    stamps = {p: p.stat().st_mtime_ns for p in shards.glob("*.parquet")}
+    dask = EncodeParams(runner=RunnerParams(kind="dask", max_workers=3))
+    assert encode.run_unit(unit, labels, dask, shards, work) == threads
+    assert {p: p.stat().st_mtime_ns for p in shards.glob("*.parquet")} == stamps

@@ -16,6 +16,18 @@ from dicepipe.sources.synthetic.render import render_scene
 from dicepipe.teachers import make_teacher
 from dicepipe.teachers.audit_run import run_audit
 from dicepipe.weights import MissingWeightsError
+from tests.reliability.craft import rotated_jpeg
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _keep_torch_threads():
+    """Labelling sets torch's thread count for the process (label.torch_threads); give the
+    rest of the test session its own back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +106,56 @@ def test_audit_scores_exact_teacher_perfect_and_random_model_poor(tiny_weights):
     assert exact["normals"]["median"] < 0.1
     model = run_audit(LabelParams(weights=str(tiny_weights), device="cpu"), "depth_pro", 3, 64, 48)
     assert model["depth"]["absrel"] > 0.05 and model["normals"]["median"] > 5
+
+
+def test_the_sample_row_focal_length_reaches_the_teacher(tmp_path, tiny_weights):
+    # EXIF-rotated: sample stores a PNG (no EXIF left) and the focal length in the row.
+    data = rotated_jpeg(3, orientation=6, f35=50)
+    row = sample_row("openimages", "rot", "u", "x", data, [], 10**7)
+    assert row["image"].startswith(b"\x89PNG") and row["focal_px"] > 0
+    unit = tmp_path / "samples" / "openimages-000000.parquet"
+    unit.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=SAMPLE_SCHEMA), unit)
+    params = _params(tmp_path, teacher="depth_pro", weights=str(tiny_weights))
+    label.run_unit(unit, make_teacher(params), params, tmp_path / "labels")
+    (labelled,) = pq.read_table(tmp_path / "labels" / unit.name).to_pylist()
+    assert labelled["focal_px"] == pytest.approx(row["focal_px"], rel=1e-6)
+
+
+LABEL_UNIT = """
+import sys
+from pathlib import Path
+from dicepipe.params import LabelParams
+from dicepipe.pipeline import label
+from dicepipe.teachers import make_teacher
+unit, weights, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+params = LabelParams(teacher="depth_pro", weights=weights, cache_dir=str(out / "cache"),
+                     num_workers=0, device="cpu", batch_size=2)
+label.run_unit(unit, make_teacher(params), params, out / "labels")
+"""
+
+
+def test_labels_do_not_depend_on_the_workers_thread_count(tmp_path, tiny_weights):
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    unit = _unit(tmp_path, with_exact_labels=0, total=2)
+    outs = [tmp_path / "single", tmp_path / "many"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # as in a Dask worker
+    args = [sys.executable, "-c", LABEL_UNIT, str(unit), str(tiny_weights), str(outs[0])]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # as in a thread runner's process on two cores
+    try:
+        params = _params(tmp_path, teacher="depth_pro", weights=str(tiny_weights))
+        params = LabelParams(**{**vars(params), "cache_dir": str(outs[1] / "cache")})
+        label.run_unit(unit, make_teacher(params), params, outs[1] / "labels")
+    finally:
+        torch.set_num_threads(before)
+    single, many = (pq.read_table(out / "labels" / unit.name) for out in outs)
+    assert single.equals(many)
+    assert all(":cpu:threads1" in t for t in many["teacher"].to_pylist())

@@ -135,3 +135,16 @@ def test_card_keeps_shards_loadable_and_verified(shards):
 @pytest.mark.parametrize(("rows", "name"), [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K")])
 def test_size_category(rows, name):
     assert size_category(rows) == name
+
+
+def test_the_runner_is_neither_recorded_nor_digested(shards):
+    from dicepipe.params import RunnerParams
+
+    folder, manifest = shards
+    dask = EncodeParams(runner=RunnerParams(kind="dask", max_workers=7))
+    assert params_digest(dask) == params_digest(EncodeParams())
+    write_card(folder, manifest, EncodeParams(), ACCOUNTING)
+    threads_card = (folder / CARD_NAME).read_bytes()
+    write_card(folder, manifest, dask, ACCOUNTING)
+    assert (folder / CARD_NAME).read_bytes() == threads_card
+    assert b"runner:" not in threads_card and b"max_workers" not in threads_card

@@ -116,3 +116,14 @@ def test_units_split_into_size_bounded_parts_and_detect_completion(tmp_path):
     assert len(fewer) == 1 and sorted(p.name for p in tmp_path.glob("u-000001-*")) == [
         "u-000001-000.parquet"
     ]
+
+
+def test_no_shard_is_ever_empty(tmp_path):
+    from dicepipe.shards.writer import unit_shard_paths, write_unit_shards
+
+    with pytest.raises(ValueError, match="empty shard"):
+        write_shard(tmp_path / "empty.parquet", [])
+    assert not (tmp_path / "empty.parquet").exists()
+    assert len(write_unit_shards(tmp_path, "u-000002", _rows(2), "fp", shard_bytes=10**9)) == 1
+    assert write_unit_shards(tmp_path, "u-000002", [], "fp2", shard_bytes=10**9) == []
+    assert unit_shard_paths(tmp_path, "u-000002") == []  # the old part went with its rows

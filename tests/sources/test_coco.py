@@ -1,4 +1,7 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,9 +105,9 @@ def test_bad_records_are_quarantined_with_reasons(tmp_path):
         "coco/000000000002": "size_mismatch",
         "coco/000000000003": "missing_file",
         "coco/000000000004": "bad_id",
-        "coco/000000000005": "bad_annotation",
+        "coco/000000000005": "bad_keypoints",
         "coco/000000000006": "invalid_rle",
-        "coco/000000000007": "bad_annotation",
+        "coco/000000000007": "bad_image_record",
     }
 
 
@@ -119,3 +122,122 @@ def test_relative_paths_stay_inside_the_images_root():
     for bad in ("/abs.jpg", "a/../../b.jpg", "", "s3://bucket/x.jpg", "a\\b.jpg", 7):
         with pytest.raises(ItemError):
             check_relative_path(bad)
+
+
+SQUARE = [10.0, 5.0, 30.0, 5.0, 30.0, 25.0, 10.0, 25.0]
+
+
+def test_polygons_with_fewer_than_three_points_are_quarantined(tmp_path):
+    annotations = [
+        _person(100, 1, SQUARE),
+        _person(200, 2, [10.0, 5.0, 30.0, 5.0]),  # 2 points: pycocotools would take a bbox
+        _person(300, 3, [10.0, 5.0]),  # 1 point: pycocotools raises a bare Exception
+        {**_person(400, 4, SQUARE), "segmentation": []},
+        _person(500, 5, [10.0, 5.0, 30.0, "x", 30.0, 25.0]),
+    ]
+    images = [_image(i) for i in range(1, 6)]
+    rows, errors = _read(_write(tmp_path, images, annotations))
+    assert [r["key"] for r in rows] == ["coco/000000000001"]
+    assert errors == {
+        "coco/000000000002": "polygon_too_few_points",
+        "coco/000000000003": "polygon_too_few_points",
+        "coco/000000000004": "polygon_too_few_points",
+        "coco/000000000005": "bad_polygon",
+    }
+
+
+ABSURD = """
+import json, sys
+from dicepipe.params import CocoParams, SampleParams
+from dicepipe.sources.coco import iter_unit, plan_units
+from dicepipe.sources.common import collect
+section = CocoParams(annotations=sys.argv[1], images=sys.argv[2], n=10, block_images=2)
+units = plan_units(section, seed=0)
+rows, errors, _ = collect(o for u in units for o in iter_unit(u, SampleParams(max_pixels=10**6)))
+print(json.dumps({"rows": [r["key"] for r in rows], "errors": {k: e.reason for k, e in errors}}))
+"""
+
+
+def test_absurd_polygon_coordinates_never_reach_pycocotools(tmp_path):
+    annotations = [
+        _person(100, 1, SQUARE),
+        _person(200, 2, [1e9, 1e9, 2e9, 5.0, 30.0, 40.0]),  # pycocotools: SIGSEGV
+        _person(300, 3, [10.0, 5.0, float("nan"), 5.0, 30.0, 25.0]),
+        _person(400, 4, [10.0, 5.0, 30.0, 5.0, 30.0, -1e12]),
+    ]
+    section = _write(tmp_path, [_image(i) for i in range(1, 5)], annotations)
+    args = [sys.executable, "-c", ABSURD, section.annotations, section.images]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    result = json.loads(done.stdout)
+    assert result["rows"] == ["coco/000000000001"]
+    assert result["errors"] == {
+        "coco/000000000002": "polygon_out_of_bounds",
+        "coco/000000000003": "bad_polygon",
+        "coco/000000000004": "polygon_out_of_bounds",
+    }
+
+
+def test_keypoints_are_checked_at_sample_time(tmp_path):
+    labelled = [15, 8, 2, 12, 6, 1, 0, 0, 0]
+    annotations = [
+        _person(100, 1, SQUARE, keypoints=labelled, num_keypoints=7),  # count is recomputed
+        _person(200, 2, SQUARE, keypoints=labelled[:6]),  # 2 keypoints, the category has 3
+        _person(300, 3, SQUARE, keypoints=[1e9, 8, 2, 12, 6, 1, 0, 0, 0]),
+        _person(400, 4, SQUARE, keypoints=[15, 8, 7, 12, 6, 1, 0, 0, 0]),  # visibility 7
+        _person(500, 5, SQUARE, keypoints=[15, float("inf"), 2, 12, 6, 1, 0, 0, 0]),
+        _person(600, 6, SQUARE, keypoints=labelled),
+        {**_person(601, 6, SQUARE, keypoints=labelled[:6]), "category_id": 2},
+        _person(700, 7, SQUARE, keypoints=labelled),
+        _person(700, 7, SQUARE, keypoints=labelled),  # the same annotation id twice
+    ]
+    section = _write(tmp_path, [_image(i) for i in range(1, 8)], annotations)
+    document = json.loads(Path(section.annotations).read_text())
+    document["categories"].append({"id": 2, "name": "pair", "keypoints": ["a", "b"]})
+    Path(section.annotations).write_text(json.dumps(document))
+    rows, errors = _read(section)
+    assert [r["key"] for r in rows] == ["coco/000000000001"]
+    assert json.loads(rows[0]["annotations"])[0]["num_keypoints"] == 2
+    assert errors == {
+        "coco/000000000002": "bad_keypoints",
+        "coco/000000000003": "keypoints_out_of_bounds",
+        "coco/000000000004": "bad_keypoints",
+        "coco/000000000005": "bad_keypoints",
+        "coco/000000000006": "keypoint_count_mismatch",
+        "coco/000000000007": "duplicate_id",
+    }
+
+
+def test_uncompressed_rle_and_declared_sizes(tmp_path):
+    mask = np.zeros((H, W), bool)
+    mask[3:20, 7:30] = True
+    counts = mask.T.reshape(-1).astype(np.int8)
+    runs = np.diff(np.concatenate(([0], np.flatnonzero(np.diff(counts)) + 1, [mask.size])))
+    uncompressed = {"size": [H, W], "counts": runs.tolist()}
+    annotations = [
+        {**_person(100, 1, SQUARE), "segmentation": uncompressed},
+        {**_person(200, 2, SQUARE), "segmentation": {"size": [H, W + 1], "counts": [H * W]}},
+    ]
+    images = [_image(1), _image(2), {**_image(3), "width": -5}, {**_image(4), "width": 10**7}]
+    images += [{**_image(5), "width": "wide"}, _image(6), {**_image(6), "file_name": "x.jpg"}]
+    rows, errors = _read(_write(tmp_path, images, annotations))
+    assert [r["key"] for r in rows] == ["coco/000000000001"]
+    (annotation,) = json.loads(rows[0]["annotations"])
+    expected = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+    assert annotation["segmentation"]["counts"] == expected
+    assert errors == {
+        "coco/000000000002": "rle_size_mismatch",
+        "coco/000000000003": "bad_image_record",
+        "coco/000000000004": "too_many_pixels",
+        "coco/000000000005": "bad_image_record",
+        "coco/000000000006": "duplicate_id",
+    }
+
+
+def test_a_deeply_nested_or_ownerless_annotations_file_is_a_clear_error(tmp_path):
+    (tmp_path / "deep.json").write_bytes(b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(ValueError, match="deep.json.*nested too deeply"):
+        plan_units(CocoParams(annotations=str(tmp_path / "deep.json"), n=3), seed=0)
+    section = _write(tmp_path, [_image(1)], [_person(100, 1, SQUARE), "not an annotation"])
+    with pytest.raises(ValueError, match=r"annotations\[1\] has no usable `image_id`"):
+        plan_units(section, seed=0)

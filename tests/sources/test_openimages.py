@@ -13,6 +13,13 @@ from dicepipe.imageio import decode_image, encode_jpeg
 from dicepipe.params import OpenImagesParams, SampleParams
 from dicepipe.sources.common import collect
 from dicepipe.sources.openimages import iter_unit, parse_rotation, plan_units
+from tests.reliability.craft import (
+    focal_entry,
+    jpeg_with_exif,
+    raw_exif,
+    rotated_jpeg,
+    text_orientation_jpeg,
+)
 
 HEADER = ["ImageID", "Subset", "OriginalURL", "OriginalSize", "OriginalMD5", "Rotation"]
 
@@ -208,3 +215,52 @@ def test_index_and_images_from_fsspec_urls(tmp_path, protocol):
     remote = _run(_params(root, n=4))[0]
     assert [r["image"] for r in remote] == [r["image"] for r in local]
     assert all(r["origin"].startswith(f"{protocol}://") for r in remote)
+
+
+def test_an_index_with_a_byte_order_mark_is_read(tmp_path):
+    root = _corpus(tmp_path, {"00000000000000aa": GOOD, "00000000000000bb": GOOD})
+    (root / "index.csv").write_bytes(b"\xef\xbb\xbf" + (root / "index.csv").read_bytes())
+    rows, errors = _run(_params(root, n=2))
+    assert errors == {} and len(rows) == 2
+
+
+def test_malformed_index_rows_are_quarantined_as_such(tmp_path):
+    root = _corpus(tmp_path, {"00000000000000aa": GOOD, "00000000000000bb": GOOD})
+    good = _csv([_index_row("00000000000000aa", GOOD)])
+    lines = [
+        b"00000000000000bb,train\n",  # too few fields (its file exists)
+        b"00000000000000cc,train,u,1,m,0,surplus\n",  # too many fields
+        b",train,u,1,m,0\n",  # no ImageID
+        b"00000000000000\xffdd,train,u,1,m,0\n",  # not UTF-8
+    ]
+    (root / "index.csv").write_bytes(good + b"".join(lines))
+    rows, errors = _run(_params(root, n=10))
+    assert [r["source_id"] for r in rows] == ["00000000000000aa"]
+    assert errors == {
+        "openimages/00000000000000bb": "bad_index_row",
+        "openimages/00000000000000cc": "bad_index_row",
+        "openimages/index.csv:row-3": "bad_index_row",
+        "openimages/00000000000000\ufffddd": "bad_id",
+    }
+
+
+def test_a_non_integer_exif_orientation_does_not_stop_the_unit(tmp_path):
+    files = {"00000000000000aa": GOOD, "00000000000000bb": text_orientation_jpeg(3)}
+    rows, errors = _run(_params(_corpus(tmp_path, files), n=2))
+    assert errors == {} and len(rows) == 2
+    row = next(r for r in rows if r["source_id"] == "00000000000000bb")
+    assert row["image"].startswith(b"\x89PNG") and (row["width"], row["height"]) == (32, 24)
+
+
+def test_the_exif_focal_length_survives_re_encoding(tmp_path):
+    rotated = rotated_jpeg(5, orientation=6, f35=50)  # re-encoded as PNG: no EXIF left
+    plain = jpeg_with_exif(_picture(6, 40, 30), raw_exif([], [focal_entry(35)]))  # kept as is
+    files = {"00000000000000aa": rotated, "00000000000000bb": plain, "00000000000000cc": GOOD}
+    rows, errors = _run(_params(_corpus(tmp_path, files), n=3))
+    focal = {r["source_id"]: r["focal_px"] for r in rows}
+    assert errors == {} and focal["00000000000000cc"] is None
+    assert focal["00000000000000aa"] == pytest.approx(50 * np.hypot(24, 32) / np.hypot(36, 24))
+    assert focal["00000000000000bb"] == pytest.approx(35 * np.hypot(40, 30) / np.hypot(36, 24))
+    row = next(r for r in rows if r["source_id"] == "00000000000000aa")
+    assert row["image"].startswith(b"\x89PNG")
+    assert not Image.open(io.BytesIO(row["image"])).getexif()  # the EXIF is gone: hence the row

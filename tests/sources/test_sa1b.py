@@ -8,11 +8,13 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from dicepipe.imageio import encode_jpeg
-from dicepipe.params import PointParams, Sa1bParams, SampleParams
+from dicepipe.params import EncodeParams, PointParams, Sa1bParams, SampleParams
+from dicepipe.pipeline.examples import examples_for_item
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng
 from dicepipe.sources.common import Unit, collect, points_in_rle, rle_runs
 from dicepipe.sources.sa1b import iter_unit, list_stems, plan_units, unsafe_member_reason
+from tests.reliability.craft import add_member, deep_json, rle, uncompressed_counts
 
 H, W = 24, 32
 
@@ -290,3 +292,76 @@ def test_no_matching_tar_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="sample.sa1b.tars"):
         plan_units(Sa1bParams(tars=(str(tmp_path / "sa_*.tar"),), n=2), seed=0)
     assert isinstance(ItemError("a", "b"), Exception)
+
+
+def test_deeply_nested_json_costs_only_its_own_item(tmp_path):
+    members = _pair(1, [_mask(0, 4, 0, 4)])
+    members.update(_pair(2, [_mask(0, 4, 0, 4)]))
+    members["sa_2.json"] = deep_json()
+    members.update(_pair(3, [_mask(2, 9, 2, 9)]))
+    unit = _tar_unit(tmp_path, members, ["sa_1", "sa_2", "sa_3"])
+    rows, errors = read_unit(unit)
+    assert [r["key"] for r in rows] == ["sa1b/sa_1", "sa1b/sa_3"]
+    assert {k: e.reason for k, e in errors} == {"sa1b/sa_2": "bad_json"}
+    assert "nested too deeply" in errors[0][1].message
+
+
+def test_an_invalid_rle_beside_good_masks_is_invalid_rle_not_an_empty_mask(tmp_path):
+    good = [_annotation(1, _mask(0, 10, 0, 10)), _annotation(2, _mask(12, 20, 5, 25))]
+    broken = _annotation(3, _mask(0, 4, 0, 4))
+    broken["segmentation"]["counts"] = "0`0!!"  # pycocotools measures it as area 0
+    unit = _tar_unit(tmp_path, _pair(1, [], [*good, broken]), ["sa_1"])
+    rows, errors = read_unit(unit)
+    assert rows == [] and [(k, e.reason) for k, e in errors] == [("sa1b/sa_1", "invalid_rle")]
+    assert "annotation 3" in errors[0][1].message
+    assert _notes(unit) == []  # not dropped as an empty mask
+
+
+def test_uncompressed_rle_is_stored_compressed_and_encodes(tmp_path):
+    masks = [_mask(2, 10, 3, 20), _mask(0, H, 0, W)]  # the second covers the whole image
+    annotations = [_annotation(i, m) for i, m in enumerate(masks)]
+    annotations[0]["segmentation"]["counts"] = uncompressed_counts(masks[0])
+    annotations[1]["segmentation"]["counts"] = uncompressed_counts(masks[1])
+    unit = _tar_unit(tmp_path, _pair(4, [], annotations), ["sa_4"])
+    rows, errors = read_unit(unit)
+    assert errors == []
+    stored = json.loads(rows[0]["annotations"])
+    assert [a["segmentation"]["counts"] for a in stored] == [rle(m)["counts"] for m in masks]
+    params = EncodeParams(tasks=("point_segmentation", "entity_segmentation"))
+    examples = examples_for_item(rows[0], None, None, {}, params)
+    assert [e["task"] for e in examples] == ["point_segmentation", "entity_segmentation"]
+
+
+def test_wrong_field_types_duplicate_ids_and_odd_members(tmp_path):
+    members = _pair(1, [_mask(0, 4, 0, 4)])
+    twice = [_annotation(5, _mask(0, 4, 0, 4)), _annotation(5, _mask(5, 9, 0, 4))]
+    members.update(_pair(2, [], twice))
+    nan_score = _annotation(1, _mask(0, 4, 0, 4))
+    nan_score["stability_score"] = float("nan")
+    members.update(_pair(3, [], [nan_score]))
+    string_id = _annotation(1, _mask(0, 4, 0, 4))
+    string_id["id"] = "one"
+    members.update(_pair(4, [], [string_id]))
+    members.update(_pair(5, [], [{**_annotation(1, _mask(0, 4, 0, 4)), "segmentation": 7}]))
+    members.update(
+        {k.replace("sa_1", "sa_\udcff6"): v for k, v in _pair(1, [_mask(0, 4, 0, 4)]).items()}
+    )
+    _write_tar(tmp_path / "sa_000003.tar", members)
+    with tarfile.open(tmp_path / "sa_000003.tar", "a") as archive:
+        add_member(archive, "sa_7.jpg", type=tarfile.SYMTYPE, linkname="/etc/passwd")
+        add_member(archive, "sa_7.json", _pair(7, [_mask(0, 4, 0, 4)])["sa_7.json"])
+    stems = list_stems(str(tmp_path / "sa_000003.tar"))[0]
+    assert "sa_\\xff6" in stems  # bytes that are not UTF-8, escaped: a valid item key
+    items = tuple((stem, {}) for stem in stems)
+    unit = Unit("sa1b", "sa1b-sa_000003", str(tmp_path / "sa_000003.tar"), items)
+    rows, errors = read_unit(unit)
+    assert sorted(r["key"] for r in rows) == ["sa1b/sa_1", "sa1b/sa_\\xff6"]
+    assert {k: e.reason for k, e in errors} == {
+        "sa1b/sa_2": "bad_json",
+        "sa1b/sa_3": "bad_json",
+        "sa1b/sa_4": "bad_json",
+        "sa1b/sa_5": "bad_json",
+        "sa1b/sa_7": "bad_tar_member",
+    }
+    messages = {k: e.message for k, e in errors}
+    assert "appears twice" in messages["sa1b/sa_2"] and "link" in messages["sa1b/sa_7"]

@@ -1,1 +1,3 @@
-"""Evaluation on public benchmarks: readers of their archive layouts (`benchmarks`)."""
+"""Evaluation: benchmark readers (`benchmarks`), held-out synthetic scenes (`heldout`), the
+evaluation run beside trivial baselines (`run`, `report`) and the checkpoint history of the
+scheduled re-evaluation (`history`, `reevaluation`)."""

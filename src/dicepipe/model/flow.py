@@ -19,7 +19,12 @@ from .space import Space
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Timestep density, SD3 schedule shift (3.0: SD3-medium's scheduler) and CFG dropout."""
+    """Timestep density, SD3 schedule shift (3.0: SD3-medium's scheduler) and CFG dropout.
+
+    ``deterministic``: the one-step mode the D3-Predictor and Lotus papers argue for: every
+    sample sits at t = 1 with zero noise, so the model regresses the target directly
+    (v = -x0) and ``predict(..., one_step=True)`` reads it out in a single step.
+    """
 
     weighting_scheme: str = "logit_normal"
     logit_mean: float = 0.0
@@ -29,6 +34,7 @@ class FlowConfig:
     prompt_dropout: float = 0.1
     point_dropout: float = 0.1
     num_train_timesteps: int = 1000
+    deterministic: bool = False
 
 
 @lru_cache(maxsize=8)
@@ -83,6 +89,9 @@ def flow_matching_loss(
     drop_prompt = torch.rand(size, generator=generator, device=generator.device)
     drop_points = torch.rand(size, generator=generator, device=generator.device)
 
+    if config.deterministic:
+        timesteps = torch.full_like(timesteps, float(config.num_train_timesteps))
+        sigmas, noise = torch.ones_like(sigmas), torch.zeros_like(noise)
     sigmas = sigmas.to(device).reshape(-1, 1, 1, 1)
     noise = noise.to(device)
     noisy = (1.0 - sigmas) * x0 + sigmas * noise

@@ -124,6 +124,12 @@ def run_unit(
                 rows.append(_composite_row(index, name, params, foregrounds, pool, cache_dir))
             except ItemError as error:
                 errors.append((key, error))
+            except BadForeground as error:  # changed since it was checked
+                errors.append((key, ItemError(error.kind, error.reason)))
+            except Exception as error:  # noqa: BLE001 - one composite never ends the unit
+                errors.append(
+                    (key, ItemError("unexpected_error", f"{type(error).__name__}: {error}"))
+                )
         write_unit(out_dir, name, rows, COMPOSITE_SCHEMA, errors, STAGE, fingerprint)
     return {**unit_manifest(out_dir, name), "items": block[1] - block[0]}
 

@@ -1,9 +1,14 @@
-"""The `encode` stage: sampled items + raw labels (and composites) -> Parquet training shards."""
+"""The `encode` stage: sampled items + raw labels (and composites) -> Parquet training shards.
+
+Per unit: the shard parts `<shards>/<unit>-NNN.parquet` (none when every item of the unit
+was quarantined: no shard is ever empty), then `<work>/errors/<unit>.parquet`, whose
+fingerprint `<fingerprint>:<parts>` marks the unit done and says how many parts it has.
+Any failure of one item quarantines that item, never the unit.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +20,9 @@ from dicepipe.params import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
 from dicepipe.pipeline.units import error_path, file_keys
 from dicepipe.records import QUARANTINE_SCHEMA, ItemError, decode_label_arrays, quarantine_row
+from dicepipe.shards.card import params_digest
 from dicepipe.shards.manifest import shard_entry
-from dicepipe.shards.writer import finished_unit_shards, write_unit_shards
+from dicepipe.shards.writer import finished_unit_shards, unit_shard_paths, write_unit_shards
 from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
 
 STAGE = "encode"
@@ -33,8 +39,9 @@ def run_unit(
 ) -> dict[str, Any]:
     """Encode one sample or composite unit into `<shards_dir>/<unit>-NNN.parquet` parts.
 
-    The fingerprint covers the inputs' content, the encode params and the code version: an
-    unchanged unit is not rewritten, and re-encoding the same inputs gives the same bytes.
+    The fingerprint covers the inputs' content, the encode params that change the output (not
+    the runner) and the code version: an unchanged unit is not rewritten, and re-encoding the
+    same inputs gives the same bytes whichever runner runs it.
     """
     unit = unit_path.stem
     label_path = labels_dir / f"{unit}.parquet"
@@ -55,18 +62,18 @@ def _write(
     build: Callable[[], Built],
 ) -> dict[str, Any]:
     fingerprint = digest_of(
-        STAGE, unit, [sha256_file(p) for p in inputs], asdict(params), stage_code_version(STAGE)
+        STAGE,
+        unit,
+        [sha256_file(p) for p in inputs],
+        params_digest(params),
+        stage_code_version(STAGE),
     )
     errors_file = error_path(work_dir, unit)
-    finished = finished_unit_shards(shards_dir, unit, fingerprint)
-    if read_fingerprint(errors_file) == fingerprint and finished is not None:
+    finished = _finished(shards_dir, unit, fingerprint, read_fingerprint(errors_file))
+    if finished is not None:
         entries = [shard_entry(path) for path in finished]
     else:
         rows, errors = build()
-        table = pa.Table.from_pylist(
-            sorted(errors, key=lambda r: r["key"]), schema=QUARANTINE_SCHEMA
-        )
-        write_parquet(errors_file, table, fingerprint)
         entries = write_unit_shards(
             shards_dir,
             unit,
@@ -75,11 +82,27 @@ def _write(
             shard_bytes=params.shard_bytes,
             row_group_bytes=params.row_group_bytes,
         )
+        table = pa.Table.from_pylist(
+            sorted(errors, key=lambda r: r["key"]), schema=QUARANTINE_SCHEMA
+        )
+        write_parquet(errors_file, table, f"{fingerprint}:{len(entries)}")  # marks it done
     return {
         "unit": unit,
         "shards": entries,
         "quarantined": pq.read_metadata(errors_file).num_rows,
     }
+
+
+def _finished(shards_dir: Path, unit: str, fingerprint: str, marker: str | None) -> list | None:
+    """The unit's current shard parts when its done-marker and the parts on disk agree (a
+    unit whose items were all quarantined is done with no part), else None."""
+    if marker is None or marker.rsplit(":", 1)[0] != fingerprint:
+        return None
+    parts = marker.rsplit(":", 1)[1]
+    if parts == "0":
+        return [] if not unit_shard_paths(shards_dir, unit) else None
+    finished = finished_unit_shards(shards_dir, unit, fingerprint)
+    return finished if finished is not None and str(len(finished)) == parts else None
 
 
 def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
@@ -91,19 +114,44 @@ def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
     rows, errors = [], []
     for item in pq.read_table(sample_path).to_pylist():
         label = labels.get(item["key"])
-        depth, normals = decode_label_arrays(label) if label else (None, None)
-        meta = {"teacher": label["teacher"], "focal_px": label["focal_px"]} if label else {}
         try:
+            depth, normals = _label_arrays(label, item)
+            meta = {"teacher": label["teacher"], "focal_px": label["focal_px"]} if label else {}
             rows.extend(examples_for_item(item, depth, normals, meta, params))
         except ItemError as error:
             if error.reason == "no_target" and item["key"] in failed_labels:
                 continue
             errors.append(quarantine_row(item["key"], STAGE, error.reason, error.message))
+        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
+            errors.append(_unexpected(item["key"], error))
     return rows, errors
 
 
+def _label_arrays(label: dict[str, Any] | None, item: dict[str, Any]) -> tuple[Any, Any]:
+    """(depth, normals) of an item's label row, checked to be of the image's size."""
+    if label is None:
+        return None, None
+    if (label["width"], label["height"]) != (item["width"], item["height"]):
+        message = f"label is {label['width']}x{label['height']}"
+        raise ItemError("label_size_mismatch", f"{message}, image {item['width']}x{item['height']}")
+    try:
+        return decode_label_arrays(label)
+    except ValueError as error:
+        raise ItemError("bad_label", f"label arrays unreadable: {error}") from None
+
+
+def _unexpected(key: str, error: Exception) -> dict[str, str]:
+    return quarantine_row(key, STAGE, "unexpected_error", f"{type(error).__name__}: {error}")
+
+
 def _composites(composite_path: Path) -> Built:
-    return [composite_example(row) for row in pq.read_table(composite_path).to_pylist()], []
+    rows, errors = [], []
+    for row in pq.read_table(composite_path).to_pylist():
+        try:
+            rows.append(composite_example(row))
+        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
+            errors.append(_unexpected(row["key"], error))
+    return rows, errors
 
 
 def _read_labels(label_path: Path) -> dict[str, dict[str, Any]]:

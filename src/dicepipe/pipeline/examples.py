@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dicepipe.imageio import encode_png
+from dicepipe.imageio import ImageDecodeError, encode_png, rle_mask, rle_runs_from_strings
 from dicepipe.params import EncodeParams
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng, point_count, prompt_points
@@ -17,6 +17,7 @@ from dicepipe.shards.writer import image_cell
 from dicepipe.tasks import SHARD_TASKS, TASK_PROMPTS
 
 ANNOTATION_TEACHER = "annotations"
+COCO_KEYPOINTS = 17  # len(targets.pose.COCO_KEYPOINT_NAMES): the skeleton the pose target draws
 
 
 Built = tuple[np.ndarray, list, dict, str]  # target, points, meta, teacher
@@ -107,7 +108,7 @@ def _semantic_example(labels: ItemLabels) -> Built | None:
 
 
 def _pose_example(labels: ItemLabels) -> Built | None:
-    keypoints = _keypoints(labels.annotations)
+    keypoints = _keypoints(labels.annotations, labels.item["height"], labels.item["width"])
     if keypoints is None:
         return None
     return (*_pose_target(keypoints, labels.item), ANNOTATION_TEACHER)
@@ -172,19 +173,26 @@ def _normal_target(normals: np.ndarray) -> tuple[np.ndarray, list, dict]:
 def _decode_masks(
     annotations: list[dict[str, Any]], height: int, width: int
 ) -> list[tuple[int, np.ndarray]]:
-    """(annotation id, boolean mask) for every non-empty annotation mask, in id order."""
-    if not annotations:
-        return []
-    from pycocotools import mask as mask_utils
+    """(annotation id, boolean mask) for every non-empty annotation mask, in id order.
 
+    The sample stage stores every mask as a compressed RLE string of the image's size; one
+    that is not (an older or hand-edited file) is an ItemError, never a native decoder crash.
+    """
     masks = []
     for annotation in sorted(annotations, key=lambda a: a["id"]):
-        rle = dict(annotation["segmentation"])
+        rle = annotation["segmentation"]
         if rle["size"] != [height, width]:
-            continue
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode()
-        mask = mask_utils.decode(rle).astype(bool)
+            message = f"annotation {annotation['id']} has RLE size {rle['size']}"
+            raise ItemError("rle_size_mismatch", f"{message}, image is {height}x{width}")
+        counts = rle["counts"]
+        if not isinstance(counts, str):
+            message = f"annotation {annotation['id']}: RLE counts are {type(counts).__name__}"
+            raise ItemError("invalid_rle", f"{message}, not a compressed string")
+        try:
+            runs, _ = rle_runs_from_strings([counts.encode()], height * width)
+        except ImageDecodeError as error:
+            raise ItemError("invalid_rle", f"annotation {annotation['id']}: {error}") from None
+        mask = rle_mask(runs, height, width)
         if mask.any():
             masks.append((int(annotation["id"]), mask))
     return masks
@@ -235,12 +243,37 @@ def _entity_target(
     return target, [], {"instances": table}
 
 
-def _keypoints(annotations: list[dict[str, Any]]) -> np.ndarray | None:
-    """(P, 17, 3) COCO keypoints of the annotated people, or None when nobody has any."""
-    people = [a["keypoints"] for a in annotations if a.get("num_keypoints", 0) > 0]
+def _keypoints(annotations: list[dict[str, Any]], height: int, width: int) -> np.ndarray | None:
+    """(P, 17, 3) COCO keypoints of the annotated people, or None when nobody has any or the
+    skeleton is not COCO's 17 keypoints (the only one the pose target draws).
+
+    The sample stage checked them; what does not fit here is an ItemError, never a crash:
+    people with different counts (`keypoint_count_mismatch`), values that are not finite
+    triples (`bad_keypoints`), labelled points far outside the image (`keypoints_out_of_bounds`).
+    """
+    people = [a.get("keypoints") or [] for a in annotations if a.get("num_keypoints", 0) > 0]
     if not people:
         return None
-    return np.asarray(people, np.float32).reshape(len(people), -1, 3)
+    lengths = sorted({len(p) for p in people})
+    if len(lengths) > 1:
+        raise ItemError("keypoint_count_mismatch", f"people with {lengths} keypoint values")
+    try:
+        array = np.asarray(people, np.float64)
+    except (TypeError, ValueError):
+        raise ItemError("bad_keypoints", "keypoints are not numbers") from None
+    if lengths[0] % 3 or not np.isfinite(array).all():
+        raise ItemError("bad_keypoints", f"{lengths[0]} keypoint values, not finite x, y, v")
+    array = array.reshape(len(people), -1, 3)
+    if array.shape[1] != COCO_KEYPOINTS:
+        return None
+    labelled = array[..., 2] > 0
+    xs, ys, margin = array[..., 0][labelled], array[..., 1][labelled], max(height, width)
+    if labelled.any() and (
+        xs.min() < -margin or xs.max() > width + margin
+        or ys.min() < -margin or ys.max() > height + margin
+    ):  # fmt: skip
+        raise ItemError("keypoints_out_of_bounds", f"keypoints far outside {width}x{height}")
+    return array.astype(np.float32)
 
 
 def _pose_target(keypoints: np.ndarray, item: dict[str, Any]) -> tuple[np.ndarray, list, dict]:

@@ -13,6 +13,7 @@ from dicepipe.params import LabelParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
 from dicepipe.records import LABEL_SCHEMA
 from dicepipe.storage import digest_of, sha256_file
+from dicepipe.teachers import configure_torch
 from dicepipe.teachers.base import Label, Teacher
 from dicepipe.teachers.stream import StreamItem, label_stream
 
@@ -35,15 +36,23 @@ def run_unit(
 
     Images are decoded in DataLoader workers and labelled in batches; an item the teacher
     fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
+    torch is configured from the params first (`configure_torch`), so every runner's workers
+    compute the same labels. The focal length comes from the sample row (EXIF read at sample
+    time), since the image bytes may have been re-encoded without EXIF.
     """
     unit = sample_path.stem
     fingerprint = digest_of(
         STAGE, unit, teacher.identity, sha256_file(sample_path), stage_code_version(STAGE)
     )
     if not is_done(out_dir, unit, fingerprint):
-        table = pq.read_table(sample_path, columns=["key", "source", "source_id", "image"])
+        configure_torch(params)
+        columns = ["key", "source", "source_id", "image"]
+        if "focal_px" in pq.read_schema(sample_path).names:
+            columns.append("focal_px")
+        table = pq.read_table(sample_path, columns=columns)
         items = (
-            StreamItem(r["key"], r["image"], r["source"], r["source_id"]) for r in table.to_pylist()
+            StreamItem(r["key"], r["image"], r["source"], r["source_id"], r.get("focal_px"))
+            for r in table.to_pylist()
         )
         rows, errors = [], []
         for result in label_stream(teacher, items, params.batch_size, params.num_workers):

@@ -55,7 +55,7 @@ def plan(params: SampleParams) -> list[Unit]:
     return (
         openimages.plan_units(params.openimages, params.seed)
         + sa1b.plan_units(params.sa1b, params.seed)
-        + coco.plan_units(params.coco, params.seed)
+        + coco.plan_units(params.coco, params.seed, params.max_pixels)
         + scenes.plan_units(params.synthetic, params.seed)
     )
 

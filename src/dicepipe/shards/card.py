@@ -43,14 +43,21 @@ TARGET_CONVENTIONS = {
 }
 
 
+# Params that say how a stage runs, not what it writes: never recorded, never fingerprinted.
+EXECUTION_PARAMS = ("runner",)
+
+
 def params_digest(params: Any) -> str:
-    """The short digest of the encode params (a dataclass or a mapping) the card records."""
+    """The short digest of the encode params (a dataclass or a mapping) that change what the
+    shards hold (the runner does not): what the card records and unit fingerprints use."""
     return digest_of("encode", _plain(params))
 
 
 def _plain(params: Any) -> dict[str, Any]:
-    """Params as JSON-like data: dataclasses and tuples become dicts and lists."""
+    """Params as JSON-like data (dataclasses and tuples become dicts and lists), without the
+    execution settings (`EXECUTION_PARAMS`)."""
     data = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+    data = {k: v for k, v in data.items() if k not in EXECUTION_PARAMS}
     return json.loads(json.dumps(data, sort_keys=True))
 
 

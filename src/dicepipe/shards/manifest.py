@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -72,9 +73,43 @@ def verify_manifest(shards_dir: str | Path) -> list[str]:
     return problems
 
 
+def shards_identity(shards_dir: str | Path) -> str:
+    """A digest of the shards' content: the manifest's (path, sha256) pairs, or the files'
+    own sha256 when there is no manifest. Equal digests mean the same training data."""
+    folder = Path(shards_dir)
+    if (folder / MANIFEST_NAME).exists():
+        pairs = [(e["path"], e["sha256"]) for e in read_manifest(folder)["shards"]]
+    else:
+        pairs = [(p.name, sha256_file(p)) for p in sorted(folder.glob("*.parquet"))]
+    return hashlib.sha256(json.dumps(sorted(pairs)).encode()).hexdigest()[:16]
+
+
 def shard_paths(shards_dir: str | Path) -> list[Path]:
     """The shard files of a folder: those its manifest lists, else every `*.parquet`."""
     folder = Path(shards_dir)
     if (folder / MANIFEST_NAME).exists():
         return [folder / e["path"] for e in read_manifest(folder)["shards"]]
     return sorted(folder.glob("*.parquet"))
+
+
+def load_problems(shards_dir: str | Path, expected_rows: int | None = None) -> list[str]:
+    """Load the folder the way users do, `datasets.load_dataset("parquet", data_files=
+    "<folder>/*.parquet", split="train")` (streamed, images left encoded, so nothing is
+    copied), read every row, and say what fails: an unreadable shard (a 0-row Parquet file
+    makes `datasets` raise "BatchSize must be greater than 0") or a row count that is not
+    the manifest's."""
+    import datasets
+
+    folder = Path(shards_dir)
+    if not any(folder.glob("*.parquet")):
+        return [f"{folder}: no *.parquet file for datasets.load_dataset to read"]
+    try:
+        dataset = datasets.load_dataset(
+            "parquet", data_files=str(folder / "*.parquet"), split="train", streaming=True
+        )
+        rows = sum(b.num_rows for b in dataset.with_format("arrow").iter(batch_size=4096))
+    except Exception as error:  # noqa: BLE001 - whatever fails, users would see it fail
+        return [f"datasets.load_dataset fails: {type(error).__name__}: {error}"]
+    if expected_rows is not None and rows != expected_rows:
+        return [f"datasets.load_dataset reads {rows} rows, the manifest says {expected_rows}"]
+    return []

@@ -82,6 +82,8 @@ def write_shard(
     and saves nothing, so only the other columns are zstd-compressed. Row groups hold about
     `row_group_bytes` each.
     """
+    if not rows:
+        raise ValueError(f"{path}: refusing to write an empty shard (readers fail on them)")
     ordered = sorted(rows, key=_sort_key)
     table = pa.Table.from_pylist(ordered, schema=shard_schema())
     compression = {name: "zstd" for name in table.column_names}
@@ -116,9 +118,10 @@ def write_unit_shards(
     """Write one unit's rows as shards of about `shard_bytes`; their manifest entries.
 
     Each part records `<fingerprint>:<k>/<n>`, so `finished_unit_shards` can tell a complete,
-    current set of parts from a partial or stale one.
+    current set of parts from a partial or stale one. A unit without rows has no part (no
+    shard is ever empty: `datasets` cannot read a 0-row Parquet file); its old parts go.
     """
-    parts = split_by_size(sorted(rows, key=_sort_key), shard_bytes)
+    parts = split_by_size(sorted(rows, key=_sort_key), shard_bytes) if rows else []
     entries = []
     for k, part in enumerate(parts):
         path = shards_dir / f"{unit}-{k:03d}.parquet"

@@ -1,22 +1,35 @@
-"""COCO: person keypoints and instances JSON (pycocotools) plus a folder or URL of images.
+"""COCO: person keypoints and instances JSON plus a folder or URL of images.
 
-Annotations are converted at planning time: polygons and uncompressed RLE become compressed
-RLE strings (checked to cover the image), keypoints stay flat [x, y, v, ...] lists. A selected
-image whose record or annotations cannot be used is quarantined when its unit is read
-(`bad_annotation`, `rle_size_mismatch`, `invalid_rle`, `bad_id`), never dropped.
+Annotations are validated, then converted at planning time: polygons (rasterised by
+pycocotools) and uncompressed RLE become compressed RLE strings checked to cover the image,
+keypoints stay flat [x, y, v, ...] lists. Nothing reaches pycocotools' native code unchecked:
+an image's declared size must be positive whole numbers within `max_pixels`; a polygon needs at
+least three points, finite coordinates within one image side of the image (pycocotools
+allocates by the perimeter and crashes the process on absurd coordinates); an uncompressed
+RLE must be of the image's size and its runs must cover it exactly.
+
+A selected image whose record or annotations cannot be used is quarantined when its unit is
+read, never dropped, with a reason naming the fault: `bad_image_record` (size), `bad_id` (file
+name), `duplicate_id` (an image or annotation id twice), `bad_annotation` (fields of the wrong
+type), `bad_polygon`, `polygon_too_few_points`, `polygon_out_of_bounds`, `rle_size_mismatch`,
+`invalid_rle`, `bad_keypoints`, `keypoints_out_of_bounds`, `keypoint_count_mismatch` (people
+of one image with different numbers of keypoints). A file that is not COCO JSON at all, or
+holds records that belong to no image, is a ValueError naming it (there is no item to
+quarantine).
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import posixpath
 from collections.abc import Iterator
-from contextlib import redirect_stdout
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 
+from dicepipe.imageio import DEFAULT_MAX_PIXELS, rle_string
 from dicepipe.params import CocoParams, SampleParams
 from dicepipe.sampling import bottom_k_items
 from dicepipe.sources.common import (
@@ -27,42 +40,87 @@ from dicepipe.sources.common import (
     read_bytes,
     rle_runs,
     sample_row,
+    unexpected_error,
 )
 
 SOURCE = "coco"
 READ_FIELDS: tuple[str, ...] = ()  # nothing but the unit itself changes what a unit writes
+VISIBILITY = (0, 1, 2)  # COCO keypoint flags: not labelled, labelled hidden, labelled visible
 
 
-def load_coco(annotations_url: str) -> Any:
-    """A `pycocotools.coco.COCO` index of an annotations JSON (local or fsspec URL); a file
-    that is not COCO JSON is a ValueError naming it (there is no item to quarantine)."""
-    from pycocotools.coco import COCO
+@dataclass
+class CocoIndex:
+    """The records of a COCO annotations file, by image id (duplicates kept, to report)."""
 
+    images: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    annotations: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    categories: dict[Any, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_coco(annotations_url: str) -> CocoIndex:
+    """Index an annotations JSON (local or fsspec URL) by image id; a file that is not COCO
+    JSON, or a record that names no image, is a ValueError naming the file."""
     try:
         with fsspec.open(annotations_url, "rb") as handle:
             dataset = json.load(handle)
-        coco = COCO()
-        coco.dataset = dataset
-        with redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
-            coco.createIndex()
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except RecursionError:
+        raise ValueError(f"{annotations_url}: JSON nested too deeply to parse") from None
+    except ValueError as error:
         raise ValueError(f"{annotations_url}: not a COCO annotations file: {error!r}") from None
-    return coco
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
+        raise ValueError(f"{annotations_url}: not a COCO annotations file (no `images` list)")
+    index = CocoIndex()
+    for number, image in enumerate(dataset["images"]):
+        image_id = _record_id(annotations_url, "images", number, image)
+        index.images.setdefault(image_id, []).append(image)
+    for number, annotation in enumerate(_list(annotations_url, dataset, "annotations")):
+        image_id = _record_id(annotations_url, "annotations", number, annotation, "image_id")
+        index.annotations.setdefault(image_id, []).append(annotation)
+    for category in _list(annotations_url, dataset, "categories"):
+        if isinstance(category, dict) and _hashable(category.get("id")):
+            index.categories.setdefault(category["id"], category)
+    return index
 
 
-def plan_units(params: CocoParams, seed: int) -> list[Unit]:
+def _list(url: str, dataset: dict[str, Any], name: str) -> list[Any]:
+    value = dataset.get(name, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{url}: `{name}` is {type(value).__name__}, not a list")
+    return value
+
+
+def _record_id(url: str, name: str, number: int, record: Any, key: str = "id") -> Any:
+    """The image id a record belongs to: an int or a non-empty string, else a ValueError."""
+    value = record.get(key) if isinstance(record, dict) else None
+    if not (type(value) is int or (isinstance(value, str) and value)):
+        raise ValueError(f"{url}: {name}[{number}] has no usable `{key}` ({value!r})")
+    return value
+
+
+def _hashable(value: Any) -> bool:
+    return type(value) is int or isinstance(value, str)
+
+
+def plan_units(params: CocoParams, seed: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Unit]:
     """Select `params.n` images by seeded hash; units are fixed blocks of image-id order."""
     if params.n == 0:
         return []
     if not params.annotations:
         raise ValueError("sample.coco.annotations is empty, but sample.coco.n > 0")
-    coco = load_coco(params.annotations)
-    image_ids = sorted(coco.getImgIds(), key=_id_order)
-    candidates = ((f"{SOURCE}/{source_id(i)}", (n, i)) for n, i in enumerate(image_ids))
+    index = load_coco(params.annotations)
+    image_ids = sorted(index.images, key=_id_order)
+    same_item: dict[str, list[Any]] = {}  # 7 and "000000000007" are one item id
+    for image_id in image_ids:
+        same_item.setdefault(source_id(image_id), []).append(image_id)
+    numbered = [(n, ids) for n, ids in enumerate(same_item.values())]
+    candidates = ((f"{SOURCE}/{source_id(ids[0])}", (n, ids)) for n, ids in numbered)
     blocks: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-    for _, (number, image_id) in bottom_k_items(candidates, params.n, seed):
-        info = image_info(coco, image_id)
-        blocks.setdefault(number // params.block_images, []).append((source_id(image_id), info))
+    for _, (number, ids) in bottom_k_items(candidates, params.n, seed):
+        info = image_info(index, ids[0], max_pixels)
+        if len(ids) > 1:
+            message = f"image ids {ids!r} name the same item"
+            info = {"error": "duplicate_id", "message": message}
+        blocks.setdefault(number // params.block_images, []).append((source_id(ids[0]), info))
     return [
         Unit(SOURCE, f"{SOURCE}-{block:06d}", params.images, tuple(sorted(items)))
         for block, items in sorted(blocks.items())
@@ -78,22 +136,62 @@ def source_id(image_id: Any) -> str:
     return f"{image_id:012d}" if isinstance(image_id, int) else str(image_id)
 
 
-def image_info(coco: Any, image_id: Any) -> dict[str, Any]:
+def image_info(index: CocoIndex, image_id: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     """What reading one image needs: file name, size, converted annotations; or, for a record
     that cannot be used, {"error": reason, "message": ...} to quarantine it at read time."""
     try:
-        image = coco.imgs[image_id]
-        width, height = int(image["width"]), int(image["height"])
-        file_name = check_relative_path(image["file_name"])
+        records = index.images[image_id]
+        if len(records) > 1:
+            raise ItemError("duplicate_id", f"image id {image_id!r} has {len(records)} records")
+        image = records[0]
+        width, height = _image_size(image, max_pixels)
+        file_name = check_relative_path(image.get("file_name"))
         annotations = [
-            _annotation(coco, annotation, height, width)
-            for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=None))
+            _annotation(annotation, height, width, index.categories)
+            for annotation in index.annotations.get(image_id, [])
         ]
+        _check_annotation_set(annotations)
     except ItemError as error:
         return {"error": error.reason, "message": error.message}
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        return {"error": "bad_annotation", "message": f"{type(error).__name__}: {error}"}
     return {"file_name": file_name, "width": width, "height": height, "annotations": annotations}
+
+
+def _image_size(image: dict[str, Any], max_pixels: int) -> tuple[int, int]:
+    width, height = _whole(image.get("width")), _whole(image.get("height"))
+    if width is None or height is None or width < 1 or height < 1:
+        message = f"image size {image.get('width')!r} x {image.get('height')!r} is not positive"
+        raise ItemError("bad_image_record", message)
+    if width * height > max_pixels:
+        message = f"declared size {width}x{height} exceeds the limit of {max_pixels} pixels"
+        raise ItemError("too_many_pixels", message)
+    return width, height
+
+
+def _whole(value: Any) -> int | None:
+    """`value` as an int when it is a whole number (int or integral float), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value)
+
+
+def _finite_numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) for v in values
+    )
+
+
+def _check_annotation_set(annotations: list[dict[str, Any]]) -> None:
+    """Ids unique within the image; every person with keypoints has the same number."""
+    ids = [a["id"] for a in annotations]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ItemError("duplicate_id", f"annotation id {twice[0]} appears {ids.count(twice[0])}x")
+    counts = sorted({len(a["keypoints"]) // 3 for a in annotations if a["keypoints"]})
+    if len(counts) > 1:
+        message = f"people with {', '.join(map(str, counts))} keypoints in one image"
+        raise ItemError("keypoint_count_mismatch", message)
 
 
 def check_relative_path(name: Any) -> str:
@@ -105,25 +203,119 @@ def check_relative_path(name: Any) -> str:
     return name
 
 
-def _annotation(coco: Any, annotation: dict[str, Any], height: int, width: int) -> dict:
-    rle = coco.annToRLE(annotation)
-    counts = rle["counts"].decode() if isinstance(rle["counts"], bytes) else rle["counts"]
-    size = [int(s) for s in rle["size"]]
-    if size != [height, width]:
-        raise ItemError("rle_size_mismatch", f"annotation {annotation['id']} has RLE size {size}")
-    rle_runs(counts, height, width)  # raises invalid_rle for runs that do not cover the image
-    keypoints = [float(v) for v in annotation.get("keypoints", [])]
-    if len(keypoints) % 3:
-        raise ItemError("bad_annotation", f"annotation {annotation['id']}: keypoints not x,y,v")
+def _annotation(
+    annotation: Any, height: int, width: int, categories: dict[Any, dict[str, Any]]
+) -> dict[str, Any]:
+    if not isinstance(annotation, dict):
+        raise ItemError("bad_annotation", f"an annotation is {type(annotation).__name__}")
+    ann_id, category = _whole(annotation.get("id")), _whole(annotation.get("category_id"))
+    if ann_id is None or category is None:
+        message = f"annotation id {annotation.get('id')!r}, category {category!r}"
+        raise ItemError("bad_annotation", f"{message}: both must be integers")
+    crowd = _whole(annotation.get("iscrowd", 0))
+    bbox = annotation.get("bbox")
+    if crowd not in (0, 1) or not _finite_numbers(bbox) or len(bbox) != 4:
+        message = f"annotation {ann_id}: iscrowd {annotation.get('iscrowd')!r}, bbox {bbox!r}"
+        raise ItemError("bad_annotation", message[:300])
+    names = categories.get(category, {}).get("keypoints")
+    expected = len(names) if isinstance(names, list) and names else None
+    keypoints = _keypoints(annotation.get("keypoints", []), ann_id, height, width, expected)
+    labelled = sum(1 for v in keypoints[2::3] if v > 0)
     return {
-        "id": int(annotation["id"]),
-        "category_id": int(annotation["category_id"]),
-        "iscrowd": int(annotation.get("iscrowd", 0)),
-        "bbox": [float(v) for v in annotation["bbox"]],
+        "id": ann_id,
+        "category_id": category,
+        "iscrowd": crowd,
+        "bbox": [float(v) for v in bbox],
         "keypoints": keypoints,
-        "num_keypoints": int(annotation.get("num_keypoints", 0)),
-        "segmentation": {"size": size, "counts": counts},
+        "num_keypoints": labelled,  # recounted: what encode's pose target reads
+        "segmentation": {
+            "size": [height, width],
+            "counts": _segmentation_counts(annotation, ann_id, height, width),
+        },
     }
+
+
+def _margin(height: int, width: int) -> int:
+    """How far outside the image a coordinate may lie (annotations spill over edges a bit;
+    anything farther is garbage, and would make pycocotools allocate without bound)."""
+    return max(height, width)
+
+
+def _segmentation_counts(annotation: dict[str, Any], ann_id: int, height: int, width: int) -> str:
+    """The compressed RLE string of an annotation's polygons or RLE, validated first."""
+    if "segmentation" not in annotation:
+        raise ItemError("bad_annotation", f"annotation {ann_id} has no segmentation")
+    segmentation = annotation["segmentation"]
+    if isinstance(segmentation, list):
+        return _polygons_counts(segmentation, ann_id, height, width)
+    if not isinstance(segmentation, dict) or "counts" not in segmentation:
+        message = f"annotation {ann_id}: segmentation is {str(segmentation)[:60]!r}"
+        raise ItemError("bad_annotation", message)
+    size = segmentation.get("size")
+    if not isinstance(size, list) or [_whole(v) for v in size] != [height, width]:
+        raise ItemError("rle_size_mismatch", f"annotation {ann_id} has RLE size {size}")
+    counts = segmentation["counts"]
+    if isinstance(counts, bytes | bytearray):
+        counts = bytes(counts).decode("ascii", "replace")
+    try:
+        runs = rle_runs(counts, height, width)  # every run checked to cover the image
+    except ItemError as error:
+        raise ItemError("invalid_rle", f"annotation {ann_id}: {error.message}") from None
+    return counts if isinstance(counts, str) else rle_string(runs)
+
+
+def _polygons_counts(polygons: list[Any], ann_id: int, height: int, width: int) -> str:
+    from pycocotools import mask as mask_utils
+
+    if not polygons:
+        raise ItemError("polygon_too_few_points", f"annotation {ann_id} has no polygon")
+    margin = _margin(height, width)
+    for number, polygon in enumerate(polygons):
+        where = f"annotation {ann_id} polygon {number}"
+        if not _finite_numbers(polygon) or len(polygon) % 2:
+            raise ItemError("bad_polygon", f"{where} is not finite x, y pairs: {polygon!r}"[:300])
+        if len(polygon) < 6:
+            points = len(polygon) // 2
+            raise ItemError("polygon_too_few_points", f"{where} has {points} points, needs 3")
+        xs, ys = polygon[0::2], polygon[1::2]
+        if (
+            min(xs) < -margin
+            or max(xs) > width + margin
+            or min(ys) < -margin
+            or (max(ys) > height + margin)
+        ):
+            extent = f"x {min(xs):.6g}..{max(xs):.6g}, y {min(ys):.6g}..{max(ys):.6g}"
+            message = f"{where} spans {extent}, far outside the {width}x{height} image"
+            raise ItemError("polygon_out_of_bounds", message)
+    clean = [[float(v) for v in polygon] for polygon in polygons]
+    rle = mask_utils.merge(mask_utils.frPyObjects(clean, height, width))
+    counts = rle["counts"].decode()
+    rle_runs(counts, height, width)  # what pycocotools made covers the image
+    return counts
+
+
+def _keypoints(
+    values: Any, ann_id: int, height: int, width: int, expected: int | None
+) -> list[float]:
+    """Flat [x, y, v, ...] keypoints, checked: finite numbers in triples, v in 0/1/2, as many
+    as the category names, labelled ones within the image's margin."""
+    if values is None or values == []:
+        return []
+    where = f"annotation {ann_id} keypoints"
+    if not _finite_numbers(values) or len(values) % 3:
+        raise ItemError("bad_keypoints", f"{where} are not finite x, y, v triples"[:300])
+    count = len(values) // 3
+    if expected is not None and count != expected:
+        raise ItemError("bad_keypoints", f"{where}: {count} keypoints, the category has {expected}")
+    flags = values[2::3]
+    if any(v not in VISIBILITY for v in flags):
+        raise ItemError("bad_keypoints", f"{where}: visibility flags {sorted(set(flags))}")
+    margin = _margin(height, width)
+    for x, y, v in zip(values[0::3], values[1::3], flags, strict=True):
+        if v > 0 and not (-margin <= x <= width + margin and -margin <= y <= height + margin):
+            message = f"{where}: ({x:.6g}, {y:.6g}) is far outside the {width}x{height} image"
+            raise ItemError("keypoints_out_of_bounds", message)
+    return [float(v) for v in values]
 
 
 def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
@@ -134,6 +326,8 @@ def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
             yield Outcome(key, row=_row(unit, image_id, info, params.max_pixels))
         except ItemError as error:
             yield Outcome(key, error=error)
+        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
+            yield Outcome(key, error=unexpected_error(error))
 
 
 def _row(unit: Unit, image_id: str, info: dict[str, Any], max_pixels: int) -> dict[str, Any]:

@@ -16,7 +16,14 @@ import fsspec
 import numpy as np
 from PIL import Image
 
-from dicepipe.imageio import ImageDecodeError, canonical_image_bytes, encode_png
+from dicepipe.imageio import (
+    ImageDecodeError,
+    canonical_image_bytes,
+    encode_png,
+    exif_focal_px,
+    exif_orientation,
+    rle_runs_from_strings,
+)
 from dicepipe.records import ItemError
 from dicepipe.sampling import pixel_draw
 
@@ -40,6 +47,12 @@ class Outcome:
     row: dict[str, Any] | None = None
     error: ItemError | None = None
     notes: tuple[dict[str, Any], ...] = ()
+
+
+def unexpected_error(error: BaseException) -> ItemError:
+    """The quarantine error of an item whose reading failed in a way no check foresaw:
+    reason `unexpected_error`, the exception's class and message in the message."""
+    return ItemError("unexpected_error", f"{type(error).__name__}: {error}"[:2000])
 
 
 def collect(
@@ -105,7 +118,9 @@ def sample_row(
     """Validate and canonicalise one item's image into a row of `records.SAMPLE_SCHEMA`.
 
     `rotate_ccw` (a multiple of 90) turns the decoded, EXIF-upright image counterclockwise;
-    a turned image is stored as PNG so that every reader sees the same pixels.
+    a turned image is stored as PNG so that every reader sees the same pixels. The EXIF
+    focal length is read from the original bytes here (`focal_px`), since a re-encoded image
+    has no EXIF left.
     """
     size = None if rotate_ccw % 360 else _plain_jpeg_size(data, max_pixels)
     if size is not None:
@@ -126,6 +141,7 @@ def sample_row(
         "width": width,
         "height": height,
         "annotations": json.dumps(annotations, sort_keys=True, separators=(",", ":")),
+        "focal_px": exif_focal_px(data, width, height),
     }
 
 
@@ -145,7 +161,7 @@ def _plain_jpeg_size(data: bytes, max_pixels: int) -> tuple[int, int] | None:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 plain = image.format == "JPEG" and image.mode == "RGB"
-                orientation = int(image.getexif().get(0x0112, 1) or 1)
+                orientation = exif_orientation(image)
                 if not plain or width * height > max_pixels or orientation != 1:
                     return None
     except Exception:  # noqa: BLE001 - the general path reports what is wrong
@@ -174,6 +190,17 @@ class Rles:
     size: np.ndarray
     height: int
     width: int
+
+    def subset(self, chosen: list[int]) -> Rles:
+        """The RLEs `chosen` (indices), in that order."""
+        parts = [self.runs[self.first[i] : self.first[i] + self.size[i]] for i in chosen]
+        size = self.size[np.asarray(chosen, np.int64)].astype(np.int64)
+        runs = np.concatenate([np.zeros(0, np.int64), *parts])
+        return Rles(runs, np.cumsum(size) - size, size, self.height, self.width)
+
+    def counts(self, index: int) -> np.ndarray:
+        """The run lengths of RLE `index`."""
+        return self.runs[self.first[index] : self.first[index] + self.size[index]]
 
     def _odd(self) -> np.ndarray:
         return (np.arange(self.runs.size) - np.repeat(self.first, self.size)) % 2 == 1
@@ -231,39 +258,11 @@ def _one_rle(counts: Any, index: int, pixels: int) -> np.ndarray:
 
 
 def _decode_rle_strings(texts: list[bytes], pixels: int) -> tuple[np.ndarray, np.ndarray]:
-    """pycocotools' `rleFrString` over many strings at once: 5-bit groups with a continuation
-    bit (0x20), a sign bit (0x10) in a value's last group, and each run from the third on
-    stored as a delta to the run two before it. Returns (all runs, runs per string)."""
-    c = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # below 48 wraps high
-    text_ends = np.cumsum([len(t) for t in texts]) - 1
-    if (c > 63).any() or (c[text_ends] & 0x20).any():
-        raise ItemError("invalid_rle", "RLE string has bad characters or ends mid-value")
-    ends = np.flatnonzero((c & 0x20) == 0)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts + 1
-    if lengths.max() > 7:  # more than 35 bits: no image has runs that long
-        raise ItemError("invalid_rle", "RLE string holds an impossibly long run")
-    values = (c[starts] & 0x1F).astype(np.int64)
-    longer = np.flatnonzero(lengths > 1)  # few: most values fit one character
-    for k in range(1, int(lengths.max())):
-        longer = longer[lengths[longer] > k]
-        values[longer] += (c[starts[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
-    negative = np.flatnonzero(c[ends] & 0x10)
-    values[negative] -= np.int64(1) << (5 * lengths[negative])
-    bounds = np.searchsorted(ends, text_ends) + 1  # every string ends with a value
-    first = np.concatenate(([0], bounds[:-1]))
-    per_text = bounds - first
-    local = np.arange(values.size) - np.repeat(first, per_text)
-    odd = (local & 1).astype(bool)
-    runs = values
-    for select in (odd, ~odd & (local >= 2)):  # cumulative sums per parity, restarted per string
-        part = np.where(select, values, 0)
-        part[first[1:]] -= np.add.reduceat(part, first)[:-1]
-        runs = np.where(select, np.cumsum(part), runs)
-    bad = (np.add.reduceat(runs, first) != pixels) | (np.minimum.reduceat(runs, first) < 0)
-    if bad.any():
-        raise ItemError("invalid_rle", f"RLE {int(np.argmax(bad))} does not cover {pixels} pixels")
-    return runs, per_text
+    """`imageio.rle_runs_from_strings`, failing with ItemError `invalid_rle`."""
+    try:
+        return rle_runs_from_strings(texts, pixels)
+    except ImageDecodeError as error:
+        raise ItemError(error.reason, str(error).split(": ", 1)[-1]) from None
 
 
 def rle_runs(counts: Any, height: int, width: int) -> np.ndarray:

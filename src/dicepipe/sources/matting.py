@@ -110,16 +110,27 @@ def list_foregrounds(
 def read_foreground(
     ref: ForegroundRef, root: Root, storage_options: dict | None = None
 ) -> Foreground:
-    """Read the bytes of one listed pair; a missing side becomes `problem`."""
+    """Read the bytes of one listed pair; a missing side, or one that cannot be read (a
+    folder, a dangling link, no permission), becomes `problem`."""
     fs, _ = _open_fs(root, storage_options)
-    image = fs.cat_file(ref.image_path) if ref.image_path else b""
-    alpha = fs.cat_file(ref.alpha_path) if ref.alpha_path else b""
-    problem = None
+    image, image_problem = _read_side(fs, ref.image_path, "image")
+    alpha, alpha_problem = _read_side(fs, ref.alpha_path, "alpha")
+    problem = image_problem or alpha_problem
     if ref.image_path is None:
         problem = f"missing_image: no image for mask {PurePosixPath(ref.alpha_path).name}"
     elif ref.alpha_path is None:
         problem = f"missing_alpha: no mask for image {PurePosixPath(ref.image_path).name}"
     return Foreground(ref.key, ref.source, ref.stem, image, alpha, problem)
+
+
+def _read_side(fs: Any, path: str | None, kind: str) -> tuple[bytes, str | None]:
+    """The bytes of one side of a pair, or the `unreadable_<kind>` problem."""
+    if path is None:
+        return b"", None
+    try:
+        return fs.cat_file(path), None
+    except OSError as error:  # a folder named like an image, a dangling link, no permission
+        return b"", f"unreadable_{kind}: {PurePosixPath(path).name}: {type(error).__name__}"
 
 
 def iter_foregrounds(

@@ -29,6 +29,7 @@ from typing import Any
 import fsspec
 from PIL import Image
 
+from dicepipe.imageio import exif_orientation
 from dicepipe.params import OpenImagesParams, SampleParams
 from dicepipe.sampling import bottom_k_items
 from dicepipe.sources.common import (
@@ -39,23 +40,52 @@ from dicepipe.sources.common import (
     join_url,
     read_bytes,
     sample_row,
+    unexpected_error,
     unit_name,
 )
 
 SOURCE = "openimages"
 READ_FIELDS = ("apply_rotation", "verify_md5")  # the params that change what a unit writes
 _KEPT_COLUMNS = ("Rotation", "OriginalMD5")  # index columns a unit needs to read its images
-_EXIF_ORIENTATION = 0x0112
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 
 
 def iter_index(index_url: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """Stream (row number, row) pairs from the index CSV; never holds the table in memory."""
+    """Stream (row number, row) pairs from the index CSV; never holds the table in memory.
+
+    A byte-order mark is ignored; bytes that are not UTF-8 become U+FFFD (so the id fails
+    `check_safe_name`); a row with more or fewer fields than the header, or one the CSV
+    parser refuses, is still yielded, with `_problem` saying what is wrong (its item is
+    quarantined as `bad_index_row`), so a damaged line costs only itself.
+    """
     with fsspec.open(index_url, "rb") as raw:
-        reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-        if reader.fieldnames is None or "ImageID" not in reader.fieldnames:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.reader(text)
+        try:
+            header = next(reader, None)
+        except csv.Error as error:
+            raise ValueError(f"{index_url}: unreadable index header: {error}") from None
+        if header is None or "ImageID" not in header:
             raise ValueError(f"{index_url}: not an OpenImages index (no ImageID column)")
-        yield from enumerate(reader)
+        number, name = 0, posixpath.basename(index_url)
+        while True:
+            try:
+                values = next(reader, None)
+            except csv.Error as error:
+                row = {"_problem": f"unparsable: {error}"}
+            else:
+                if values is None:
+                    return
+                if not values:
+                    continue  # a blank line, as csv.DictReader skips it
+                row = dict(zip(header, values, strict=False))
+                if len(values) != len(header):
+                    row["_problem"] = f"{len(values)} fields, the header has {len(header)}"
+            if not row.get("ImageID"):  # a key of its own, so that it is counted, not merged
+                row.setdefault("_problem", "empty ImageID")
+                row["ImageID"] = f"{name}:row-{number}"
+            yield number, row
+            number += 1
 
 
 def index_files(params: OpenImagesParams) -> list[str]:
@@ -80,6 +110,8 @@ def plan_units(params: OpenImagesParams, seed: int) -> list[Unit]:
     blocks: dict[tuple[int, int], list[tuple[str, dict[str, Any]]]] = {}
     for _, (part, number, row) in bottom_k_items(candidates, params.n, seed):
         info = {column: row.get(column) or "" for column in _KEPT_COLUMNS}
+        if "_problem" in row:
+            info["problem"] = f"{posixpath.basename(files[part])} row {number}: {row['_problem']}"
         blocks.setdefault((part, number // params.block_rows), []).append((row["ImageID"], info))
     return [
         Unit(SOURCE, _unit_name(files, part, block), params.images, tuple(sorted(items)))
@@ -101,15 +133,19 @@ def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
             yield Outcome(key, row=_row(unit, image_id, info, params))
         except ItemError as error:
             yield Outcome(key, error=error)
+        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
+            yield Outcome(key, error=unexpected_error(error))
 
 
 def _row(unit: Unit, image_id: str, info: dict[str, Any], params: SampleParams) -> dict:
+    if "problem" in info:
+        raise ItemError("bad_index_row", info["problem"])
     url = join_url(unit.location, f"{check_safe_name(image_id)}.jpg")
     data = read_bytes(url)
     if params.openimages.verify_md5:
         check_md5(data, info.get("OriginalMD5", ""))
     rotation = parse_rotation(info.get("Rotation", "")) if params.openimages.apply_rotation else 0
-    if rotation and _exif_orientation(data) != 1:
+    if rotation and _exif_orientation(data) > 1:
         rotation = 0  # the file still carries the EXIF that `Rotation` was derived from
     return sample_row(SOURCE, image_id, unit.name, url, data, [], params.max_pixels, rotation)
 
@@ -147,11 +183,12 @@ def check_md5(data: bytes, expected: str) -> None:
 
 
 def _exif_orientation(data: bytes) -> int:
-    """The EXIF orientation tag from the header alone (no pixel decode); 1 when absent."""
+    """The EXIF orientation from the header alone (no pixel decode), as
+    `imageio.exif_orientation` reads it: 1 when absent, 0 when not a valid value."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                return int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                return exif_orientation(image)
     except Exception:  # noqa: BLE001 - sample_row reports the decode failure itself
         return 1

@@ -8,17 +8,22 @@ Per-annotation policy at sample time (params `sample.sa1b`):
   stability score, then lower id), since small masks vanish at training resolution while the
   large ones carry the scene's structure; the dropped ones get a note `max_annotations`;
 - an image left with no annotation is quarantined (`no_annotations`); so is one with an RLE
-  not of the image's size (`rle_size_mismatch`) or a kept mask whose RLE is not valid
-  (`invalid_rle`: its runs must cover the image exactly; dropped masks are never decoded).
+  not of the image's size (`rle_size_mismatch`) or any mask whose RLE is not valid
+  (`invalid_rle`: its runs must cover the image exactly; every RLE is checked, in numpy,
+  before its area is measured), and one whose JSON cannot be read or holds fields of the
+  wrong type, an annotation id twice, or nesting too deep to parse (`bad_json`).
 Every kept annotation gets `prompt_points`: `sa1b.points.max` pixels inside its mask
 (distinct unless the mask is smaller), normalised [x, y] pixel centres in random order (any
 prefix is a uniform sample), drawn by `sampling.pixel_draw` with
-`item_rng(seed, key, str(annotation_id))`. Masks stay COCO RLE.
+`item_rng(seed, key, str(annotation_id))`. Masks stay COCO RLE, always compressed: an
+uncompressed RLE (`counts` as a list of ints, which COCO allows) is rewritten as the
+compressed string of the same runs, so later stages read one format.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import tarfile
 import zlib
@@ -26,8 +31,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import fsspec
-from pycocotools import mask as mask_utils
 
+from dicepipe.imageio import rle_string
 from dicepipe.params import Sa1bParams, SampleParams
 from dicepipe.sampling import bottom_k_items, item_rng
 from dicepipe.sources.common import (
@@ -38,6 +43,7 @@ from dicepipe.sources.common import (
     decode_rles,
     expand_paths,
     sample_row,
+    unexpected_error,
     unit_name,
 )
 
@@ -63,6 +69,14 @@ def unsafe_member_reason(name: str) -> str | None:
     return None
 
 
+def member_stem(name: str) -> tuple[str, str]:
+    """(stem, extension) of a tar member's file name; bytes that are not UTF-8 (which tarfile
+    keeps as surrogates) are written as `\\xNN`, so every stem is a valid item key."""
+    base = posixpath.basename(name).encode("utf-8", "surrogateescape")
+    stem, ext = posixpath.splitext(base.decode("utf-8", "backslashreplace"))
+    return stem, ext
+
+
 def list_stems(tar_url: str) -> tuple[list[str], ItemError | None]:
     """The `sa_<id>` stems of a tar's `.jpg`/`.json` members, read from headers only
     (seeking), and the problem that stopped the listing (`bad_tar`, `truncated_tar`) if any."""
@@ -70,7 +84,7 @@ def list_stems(tar_url: str) -> tuple[list[str], ItemError | None]:
     try:
         with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
             for member in archive:
-                stem, ext = posixpath.splitext(posixpath.basename(member.name))
+                stem, ext = member_stem(member.name)
                 if member.isfile() and ext in _PAIR:
                     stems.add(stem)
     except _TAR_ERRORS as error:
@@ -119,8 +133,8 @@ def iter_pairs(
     wanted = set(wanted)
     with fsspec.open(tar_url, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
         for member in archive:
-            stem, ext = posixpath.splitext(posixpath.basename(member.name))
-            if stem not in wanted or not member.isfile() or ext not in _PAIR:
+            stem, ext = member_stem(member.name)
+            if stem not in wanted or ext not in _PAIR:
                 continue
             problem = _member_problem(member, max_bytes)
             if problem is not None:
@@ -144,67 +158,108 @@ def _member_problem(member: tarfile.TarInfo, max_bytes: int) -> ItemError | None
     reason = unsafe_member_reason(member.name)
     if reason is not None:
         return ItemError("bad_tar_member", f"unsafe tar member {member.name!r}: {reason}")
+    if not member.isfile():
+        kind = "a link" if member.issym() or member.islnk() else "not a regular file"
+        return ItemError("bad_tar_member", f"tar member {member.name!r} is {kind}")
     if member.size > max_bytes:
         return ItemError("member_too_large", f"{member.name} is {member.size} bytes")
     return None
 
 
 def parse_annotations(data: bytes, width: int, height: int) -> list[dict[str, Any]]:
-    """Parse an SA-1B JSON and check every mask's RLE size against the decoded image."""
+    """Parse an SA-1B JSON and check every annotation's fields and RLE size against the
+    decoded image (ids become ints, sizes [height, width])."""
     try:
-        annotations = json.loads(data)["annotations"]
-        for annotation in annotations:
-            _ = int(annotation["id"]), annotation["segmentation"]["counts"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ItemError("bad_json", f"annotation JSON unreadable: {error!r}") from None
-    for annotation in annotations:
-        size = annotation["segmentation"].get("size")
-        if size != [height, width]:
+        document = json.loads(data)
+    except RecursionError:
+        raise ItemError("bad_json", "annotation JSON is nested too deeply to parse") from None
+    except ValueError as error:  # also UnicodeDecodeError
+        raise ItemError("bad_json", f"annotation JSON unreadable: {error}") from None
+    annotations = document.get("annotations") if isinstance(document, dict) else None
+    if not isinstance(annotations, list):
+        raise ItemError("bad_json", "annotation JSON has no `annotations` list")
+    seen: set[int] = set()
+    for index, annotation in enumerate(annotations):
+        if not isinstance(annotation, dict):
+            raise ItemError("bad_json", f"annotation {index} is {type(annotation).__name__}")
+        identifier = _integer(annotation.get("id"))
+        if identifier is None:
+            raise ItemError("bad_json", f"annotation {index} has id {annotation.get('id')!r}")
+        if identifier in seen:
+            raise ItemError("bad_json", f"annotation id {identifier} appears twice")
+        seen.add(identifier)
+        annotation["id"] = identifier
+        segmentation = annotation.get("segmentation")
+        if not isinstance(segmentation, dict) or "counts" not in segmentation:
+            raise ItemError("bad_json", f"annotation {identifier} has no segmentation counts")
+        size = segmentation.get("size")
+        if not isinstance(size, list) or [_integer(v) for v in size] != [height, width]:
             raise ItemError(
                 "rle_size_mismatch",
-                f"annotation {annotation['id']} has RLE size {size}, image is {height}x{width}",
+                f"annotation {identifier} has RLE size {size}, image is {height}x{width}",
             )
+        segmentation["size"] = [height, width]
+        for name in ("stability_score", "predicted_iou"):
+            _score(annotation, name)
     return annotations
+
+
+def _integer(value: Any) -> int | None:
+    """`value` as an int when it is an integer (or an integral float), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value)
 
 
 def select_annotations(
     annotations: list[dict[str, Any]], height: int, width: int, params: Sa1bParams
 ) -> tuple[list[int], list[tuple[int, str]], Rles | None]:
     """Apply the per-annotation filters: (indices kept, in input order; [(annotation id,
-    reason)] dropped; the decoded masks)."""
+    reason)] dropped; the decoded masks of the kept ones). Every RLE is checked first: one
+    that is not valid is ItemError `invalid_rle` naming its annotation."""
     if not annotations:
         return [], [], None
-    areas = _areas([a["segmentation"]["counts"] for a in annotations], height, width)
+    rles = _decode_all(annotations, height, width)
+    areas = rles.areas().tolist()
     kept, dropped = [], []
     for index, annotation in enumerate(annotations):
         reason = _filter_reason(annotation, areas[index], params)
         if reason is None:
             kept.append(index)
         else:
-            dropped.append((int(annotation["id"]), reason))
+            dropped.append((annotation["id"], reason))
     if params.max_annotations is not None and len(kept) > params.max_annotations:
         ranked = sorted(kept, key=lambda i: _size_rank(annotations[i], areas[i]))
         over = set(ranked[params.max_annotations :])
-        dropped += [(int(annotations[i]["id"]), "max_annotations") for i in kept if i in over]
+        dropped += [(annotations[i]["id"], "max_annotations") for i in kept if i in over]
         kept = [i for i in kept if i not in over]
-    counts = [annotations[i]["segmentation"]["counts"] for i in kept]
-    return kept, dropped, decode_rles(counts, height, width) if kept else None
+    for i in kept:  # uncompressed RLE (a list of runs) becomes the compressed string
+        segmentation = annotations[i]["segmentation"]
+        if not isinstance(segmentation["counts"], str):
+            segmentation["counts"] = rle_string(rles.counts(i))
+    return kept, dropped, rles.subset(kept) if kept else None
 
 
-def _areas(counts: list[Any], height: int, width: int) -> list[int]:
-    """Mask areas for the filters, by pycocotools (in C, ten times faster than decoding the
-    runs); only kept masks are decoded, which also checks that they are valid RLE."""
-    if all(isinstance(c, str | bytes) for c in counts):
-        rles = [{"size": [height, width], "counts": c} for c in counts]
+def _decode_all(annotations: list[dict[str, Any]], height: int, width: int) -> Rles:
+    """Every annotation's RLE, checked (numpy: no native decoder sees an unchecked RLE)."""
+    counts = [a["segmentation"]["counts"] for a in annotations]
+    try:
+        return decode_rles(counts, height, width)
+    except ItemError:
+        pass
+    for annotation, value in zip(annotations, counts, strict=True):  # name the first bad one
         try:
-            return [int(a) for a in mask_utils.area(rles)]
-        except (ValueError, TypeError):
-            pass  # decoding below names the bad RLE
-    return decode_rles(counts, height, width).areas().tolist()
+            decode_rles([value], height, width)
+        except ItemError as error:
+            detail = error.message.replace("RLE 0 ", "RLE ", 1)
+            raise ItemError("invalid_rle", f"annotation {annotation['id']}: {detail}") from None
+    raise ItemError("invalid_rle", "RLE counts of mixed or unknown types")
 
 
 def _size_rank(annotation: dict[str, Any], area: int) -> tuple[int, float, int]:
-    return (-area, -_score(annotation, "stability_score"), int(annotation["id"]))
+    return (-area, -_score(annotation, "stability_score"), annotation["id"])
 
 
 def _filter_reason(annotation: dict[str, Any], area: int, params: Sa1bParams) -> str | None:
@@ -221,7 +276,7 @@ def _filter_reason(annotation: dict[str, Any], area: int, params: Sa1bParams) ->
 
 def _score(annotation: dict[str, Any], name: str) -> float:
     value = annotation.get(name, 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ItemError("bad_json", f"annotation {annotation['id']}: {name} is {value!r}")
     return float(value)
 
@@ -276,6 +331,8 @@ def _pair_outcome(
         row["annotations"] = json.dumps(kept_json, sort_keys=True, separators=(",", ":"))
     except ItemError as error:
         return Outcome(key, error=error)
+    except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
+        return Outcome(key, error=unexpected_error(error))
     notes = tuple({"key": key, "annotation_id": i, "reason": r} for i, r in dropped)
     return Outcome(key, row=row, notes=notes)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from functools import lru_cache
 
@@ -14,12 +15,42 @@ __all__ = [
     "Teacher",
     "TeacherInput",
     "build_model_teacher",
+    "configure_torch",
     "make_teacher",
     "shared_teacher",
 ]
 
-# Parameters that change what a model teacher outputs (not how fast it runs).
-_OUTPUT_PARAMS = ("weights", "normals", "dtype", "use_exif_focal", "geometry", "marigold")
+# Parameters that change what a model teacher outputs (not how fast it runs); the device and
+# torch's thread count change float results too.
+_OUTPUT_PARAMS = (
+    "weights",
+    "normals",
+    "dtype",
+    "use_exif_focal",
+    "geometry",
+    "marigold",
+    "device",
+    "torch_threads",
+)
+
+
+def configure_torch(params: LabelParams) -> None:
+    """Make torch compute labels the same way in every worker of every runner: the thread
+    count of `label.torch_threads` (Dask workers start with one, thread runners with every
+    core, and the count changes float results) and, on CUDA, deterministic kernels.
+
+    Call it in the thread that labels, before labelling (the label task does): torch's CPU
+    thread count is per calling thread under OpenMP.
+    """
+    import torch
+
+    if torch.get_num_threads() != params.torch_threads:
+        torch.set_num_threads(params.torch_threads)
+    if params.device != "cpu" and torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 @lru_cache(maxsize=2)
@@ -39,8 +70,18 @@ def make_teacher(params: LabelParams) -> Teacher:
     if params.teacher == "depth_pro":
         return build_model_teacher(params)
     settings = {name: asdict(params)[name] for name in _OUTPUT_PARAMS}
+    settings["device"] = _device_type(params.device)  # `auto` differs between machines
     fallback = f"depth_pro:{digest_of(settings)}"
     return AutoTeacher(exact, lambda: build_model_teacher(params), fallback)
+
+
+def _device_type(device: str) -> str:
+    from dicepipe.weights import resolve_device
+
+    try:
+        return resolve_device(device).type
+    except (ValueError, RuntimeError):  # reported when a model is built, if one is needed
+        return device
 
 
 def build_model_teacher(params: LabelParams, *, cached: bool = True) -> Teacher:
@@ -55,6 +96,7 @@ def build_model_teacher(params: LabelParams, *, cached: bool = True) -> Teacher:
         batch_size=params.batch_size,
         use_exif_focal=params.use_exif_focal,
         allow_download=params.allow_download,
+        torch_threads=params.torch_threads,
     )
     teacher: Teacher = depth
     if params.normals == "geometry":

@@ -29,9 +29,11 @@ class CachedTeacher:
         self.hits = 0
         self.computed = 0
 
-    def path(self, key: str) -> Path:
-        """Where the label of `key` is cached."""
-        name = hashlib.sha256(key.encode()).hexdigest()
+    def path(self, key: str, focal_px: float | None = None) -> Path:
+        """Where the label of `key` is cached; a known focal length given to the teacher is
+        part of the name (the same image with another focal has another label)."""
+        text = key if focal_px is None else f"{key}\0focal={float(focal_px)!r}"
+        name = hashlib.sha256(text.encode()).hexdigest()
         return self.folder / name[:2] / f"{name}.npz"
 
     def label(self, batch: Sequence[TeacherInput]) -> list[Label]:
@@ -39,15 +41,15 @@ class CachedTeacher:
         cached = {item.key: self._read(item) for item in batch}
         missing = [item for item in batch if cached[item.key] is None]
         if missing:
-            for label in self.teacher.label(missing):
-                self._write(label)
+            for item, label in zip(missing, self.teacher.label(missing), strict=True):
+                self._write(label, item.focal_px)
                 cached[label.key] = label
             self.computed += len(missing)
         self.hits += len(batch) - len(missing)
         return [cached[item.key] for item in batch]
 
     def _read(self, item: TeacherInput) -> Label | None:
-        path = self.path(item.key)
+        path = self.path(item.key, item.focal_px)
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as data:
@@ -58,10 +60,10 @@ class CachedTeacher:
             return None  # same key, other image: recompute
         return Label(item.key, depth, focal, normals, self.identity)
 
-    def _write(self, label: Label) -> None:
+    def _write(self, label: Label, focal_px: float | None) -> None:
         arrays = {"depth": label.depth.astype(np.float16), "focal_px": np.float32(label.focal_px)}
         if label.normals is not None:
             arrays["normals"] = label.normals.astype(np.float16)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        atomic_write(self.path(label.key), lambda handle: handle.write(buffer.getvalue()))
+        atomic_write(self.path(label.key, focal_px), lambda handle: handle.write(buffer.getvalue()))

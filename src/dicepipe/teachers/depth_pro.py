@@ -96,6 +96,8 @@ class DepthProTeacher:
     dtype: auto (bf16/fp16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16.
     batch_size: images per forward pass.
     use_exif_focal: use TeacherInput.focal_px when given instead of the FOV head's estimate.
+    torch_threads: the CPU thread count the labels are computed with (`configure_torch` sets
+    it), recorded in the identity with the device type, since both change float results.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class DepthProTeacher:
         use_exif_focal: bool = True,
         allow_download: bool = False,
         cache_dir: str | Path | None = None,
+        torch_threads: int | None = None,
     ) -> None:
         from transformers import DepthProForDepthEstimation
 
@@ -129,6 +132,8 @@ class DepthProTeacher:
         self.input_size = depth_pro_input_size(self.model.config)
         focal = "exif" if use_exif_focal else "fov"
         self.identity = f"depth_pro:{weights_digest(folder)}:{dtype_name(self.dtype)}:{focal}"
+        if torch_threads is not None:  # what changes float results: device type, CPU threads
+            self.identity += f":{self.device.type}:threads{torch_threads}"
 
     def label(self, batch: Sequence[TeacherInput]) -> list[Label]:
         """Metric depth (H, W) and focal length per image, in input order."""

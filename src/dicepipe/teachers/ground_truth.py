@@ -32,18 +32,28 @@ class GroundTruthTeacher:
 
     def has_label(self, item: TeacherInput) -> bool:
         """True when the source ships an exact label for this item."""
-        return item.source == RENDERED_SOURCE or self.label_path(item).exists()
+        if item.source == RENDERED_SOURCE:
+            return True
+        return _plain_name(item.source, item.source_id) and self.label_path(item).exists()
 
     def _label_one(self, item: TeacherInput) -> Label:
         if item.source == RENDERED_SOURCE:
             return self._rendered(item)
+        if not _plain_name(item.source, item.source_id):
+            raise ItemError("bad_id", f"{item.key!r} cannot name a label file")
         path = self.label_path(item)
         if not path.exists():
             raise ItemError("missing_label", f"no exact label at {path}")
-        with np.load(path, allow_pickle=False) as npz:
-            depth = npz["depth"].astype(np.float32)
-            normals = npz["normals"].astype(np.float32)
-            focal_px = float(npz["focal_px"])
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                depth = npz["depth"].astype(np.float32)
+                normals = npz["normals"].astype(np.float32)
+                focal_px = float(npz["focal_px"])
+        except Exception as error:  # noqa: BLE001 - zip, npy, key and type faults alike
+            message = f"{path}: {type(error).__name__}: {error}"
+            raise ItemError("bad_label_file", message) from None
+        if not (np.isfinite(focal_px) and focal_px > 0):
+            raise ItemError("bad_label_file", f"{path}: focal_px {focal_px} is not > 0")
         if depth.shape != item.image.shape[:2] or normals.shape != item.image.shape:
             raise ItemError(
                 "label_size_mismatch",
@@ -61,3 +71,15 @@ class GroundTruthTeacher:
                 "label_mismatch", f"re-rendering {item.source_id} does not give the sampled image"
             )
         return Label(item.key, scene.depth, scene.focal_px, scene.normals, self.identity)
+
+
+def _plain_name(*parts: str) -> bool:
+    """True when every part is a plain file name: no folder, no `..`, no NUL."""
+    return all(
+        part
+        and "/" not in part
+        and "\\" not in part
+        and "\0" not in part
+        and part not in (".", "..")
+        for part in parts
+    )

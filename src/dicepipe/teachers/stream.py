@@ -8,23 +8,22 @@ exception that ends the stream.
 
 from __future__ import annotations
 
-import io
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dicepipe.imageio import exif_focal_px
 from dicepipe.records import ItemError
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 from dicepipe.weights import MissingWeightsError
 
-_EXIF_IFD, _FOCAL_35MM = 0x8769, 0xA405
-_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+__all__ = ["StreamItem", "StreamResult", "exif_focal_px", "label_isolated", "label_stream"]
 
 
 @dataclass(frozen=True)
 class StreamItem:
-    """One encoded image to label; focal_px overrides the EXIF 35 mm-equivalent focal."""
+    """One encoded image to label; focal_px (the sample row's, read from the original file's
+    EXIF) overrides the EXIF 35 mm-equivalent focal of `data`."""
 
     key: str
     data: bytes
@@ -40,21 +39,6 @@ class StreamResult:
     key: str
     label: Label | None
     error: ItemError | None
-
-
-def exif_focal_px(data: bytes, width: int, height: int) -> float | None:
-    """Focal length in pixels from EXIF FocalLengthIn35mmFilm (Depth Pro's own rule:
-    f_35 * diagonal_px / diagonal_35mm), or None when the tag is absent or unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            f35 = image.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
-    except Exception:  # EXIF is optional metadata: unreadable EXIF means "no focal"
-        return None
-    if not f35 or float(f35) <= 0:
-        return None
-    return float(f35) * math.hypot(width, height) / _FULL_FRAME_DIAGONAL_MM
 
 
 def decode_item(item: StreamItem) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""Training throughput: loader samples/s against what a training step consumes, in one run.
+
+Timed side by side on the same shards and resolution: the task-mixing loader alone (decode,
+resize, collate; `--workers` DataLoader workers) and the training step of a model preset
+(flow-matching loss, backward, AdamW) on a fixed batch. The ratio loader/step is how many
+times faster the loader feeds than the step eats (goal: >= 3, so the accelerator never waits).
+Also: step time, tokens/s (noisy + condition image tokens) and, on CUDA, peak memory and model
+FLOP utilisation against `--peak-tflops` (H100/H200 bf16 dense: 989).
+
+    .venv/bin/python bench/train.py [--shards data/shards] [--preset tiny] [--resolution 64]
+        [--batch 8] [--steps 10] [--workers 2] [--device auto] [--peak-tflops 989]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from dicepipe.model import DiceptionModel, FlowConfig, flow_matching_loss, make_space
+from dicepipe.params import LoaderParams
+from dicepipe.train.loader import make_loader
+from dicepipe.weights import resolve_device
+
+
+def loader_rate(shards: str, resolution: int, batch: int, workers: int, batches: int) -> float:
+    """Samples per second the loader delivers (after its first batch: workers warm up)."""
+    params = LoaderParams(
+        shards=shards, batch_size=batch, num_workers=workers, resolution=resolution
+    )
+    iterator = iter(make_loader(params))
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def step_rate(
+    preset: str, resolution: int, batch: int, steps: int, device: torch.device
+) -> tuple[float, int, float]:
+    """(seconds per step, tokens per sample, model FLOPs per step) of the training step."""
+    model = DiceptionModel.from_preset(preset).to(device).train()
+    space = make_space(model.config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    side = resolution // (1 if space.channels == 3 else 8)
+    generator = torch.Generator(device).manual_seed(0)
+    batch_data = {
+        "image": torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1,
+        "target": torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1,
+        "points": torch.rand(batch, 5, 2, device=device),
+        "point_mask": torch.zeros(batch, 5, dtype=torch.bool, device=device),
+        "task_id": torch.zeros(batch, dtype=torch.long, device=device),
+    }
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def one_step() -> None:
+        with autocast:
+            loss, _ = flow_matching_loss(
+                model, space, batch_data, generator=generator, config=FlowConfig()
+            )
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    patch = model.transformer.config.patch_size
+    tokens = 2 * (side // patch) ** 2
+    parameters = sum(p.numel() for p in model.transformer.parameters())
+    flops = 6 * parameters * tokens * batch  # forward + backward, dense-transformer estimate
+    return seconds, tokens, flops
+
+
+def main() -> None:
+    """Print loader samples/s, step time, tokens/s and the loader/step ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shards", default="data/shards")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--peak-tflops", type=float, default=989.0)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds, tokens, flops = step_rate(args.preset, args.resolution, args.batch, args.steps, device)
+    consumed = args.batch / seconds
+    delivered = loader_rate(
+        args.shards, args.resolution, args.batch, args.workers, max(4, args.steps)
+    )
+    print(f"device {device}  preset {args.preset}  {args.resolution}px  batch {args.batch}")
+    print(f"train step   {seconds * 1000:8.1f} ms   {consumed:8.1f} samples/s consumed")
+    print(f"tokens       {tokens} per sample   {tokens * consumed:10.0f} tokens/s")
+    print(f"loader       {delivered:8.1f} samples/s delivered ({args.workers} workers)")
+    print(f"ratio        loader / step = {delivered / consumed:.2f} (goal >= 3)")
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        mfu = flops / seconds / (args.peak_tflops * 1e12)
+        print(f"peak memory  {peak:.1f} GiB   MFU {100 * mfu:.1f}% of {args.peak_tflops} TFLOPS")
+
+
+if __name__ == "__main__":
+    main()

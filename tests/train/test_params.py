@@ -1,0 +1,96 @@
+"""The `train` params section: validation, loader overrides, the run digest."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dicepipe.config import ConfigError
+from dicepipe.params import SECTIONS, LoaderParams, TrainParams, load, load_train
+from dicepipe.train.build import loader_params, mixed_precision, model_config, run_digest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(tmp_path: Path, train: dict) -> TrainParams:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"train": train}))
+    return load_train(path)
+
+
+def test_the_project_params_are_valid_and_registered():
+    params = load_train(REPO / "params.yaml")
+    assert SECTIONS["train"] is TrainParams and load("train", REPO / "params.yaml") == params
+    assert params.preset == "tiny" and params.pretrained is None
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"steps": 0}, "train.steps: 0 is below the minimum 1"),
+        ({"lr": 0.0}, "lr > 0"),
+        ({"lr": "fast"}, "expected float"),
+        ({"grad_accum": 0}, "train.grad_accum"),
+        ({"mixed_precision": "fp8"}, "choose one of 'auto', 'no', 'bf16', 'fp16'"),
+        ({"preset": "large"}, "train.preset"),
+        ({"learning_rate": 1e-4}, "unknown key 'learning_rate'"),
+        ({"flow": {"prompt_dropout": 1.5}}, "train.flow.prompt_dropout"),
+        ({"flow": {"weighting_scheme": "uniform"}}, "train.flow.weighting_scheme"),
+        ({"model": {"num_layers": 0}}, "model.num_layers must be >= 1"),
+        ({"preset": "sd3-medium"}, "sd3-medium needs pretrained"),
+        ({"pretrained": "sd3", "model": {"num_layers": 2}}, "overrides only without pretrained"),
+        ({"resume": ""}, "resume is null, latest or a path"),
+        ({"resolution": 4}, "resolution >= 8"),
+        ({"threads": 0}, "threads >= 1"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_rule(tmp_path, train, message):
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, train)
+
+
+def test_the_train_section_overrides_the_loader_where_set():
+    loader = LoaderParams(batch_size=8, num_workers=2, resolution=256)
+    merged = loader_params(TrainParams(batch_size=2, resolution=64), loader)
+    assert (merged.batch_size, merged.num_workers, merged.resolution) == (2, 2, 64)
+    assert loader_params(TrainParams(), loader) == loader
+
+
+def test_the_run_digest_ignores_run_control_but_not_what_is_computed():
+    loader, base = LoaderParams(), TrainParams()
+    same = dataclasses.replace(base, steps=9, checkpoint_every=7, resume="latest", threads=1)
+    assert run_digest(same, loader) == run_digest(base, loader)
+    assert run_digest(dataclasses.replace(base, lr=1e-4), loader) != run_digest(base, loader)
+    other_loader = dataclasses.replace(loader, seed=1)
+    assert run_digest(base, other_loader) != run_digest(base, loader)
+
+
+def test_model_overrides_change_the_preset():
+    config = model_config(_overrides(num_layers=1, task_token_length=3))
+    assert config["transformer_config"]["num_layers"] == 1 and config["task_token_length"] == 3
+    assert config["transformer_config"]["patch_size"] == 4  # the tiny preset's
+
+
+def _overrides(**values: int) -> TrainParams:
+    from dicepipe.params import ModelOverrides
+
+    return TrainParams(model=ModelOverrides(**values))
+
+
+def test_mixed_precision_auto_is_bf16_on_cuda_only():
+    assert mixed_precision("auto", cuda=True) == "bf16"
+    assert mixed_precision("auto", cuda=False) == "no"
+    assert mixed_precision("fp16", cuda=True) == "fp16"
+
+
+@pytest.mark.parametrize(
+    ("resolution", "message"), [(18, "not a multiple of 4"), (256, "pos_embed_max_size is 32")]
+)
+def test_a_resolution_the_model_cannot_take_fails_before_training(tmp_path, resolution, message):
+    from dicepipe.train.build import build_model
+
+    with pytest.raises(ValueError, match=message):
+        build_model(TrainParams(resolution=resolution), tmp_path)

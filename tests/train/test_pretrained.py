@@ -1,0 +1,56 @@
+"""`train.pretrained`: a (tiny, random) SD3 folder trains in its VAE's latent space with its
+text encoders' task prompts, encoded once and cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, SD3Transformer2DModel
+
+from dicepipe.model import DiceptionModel
+from dicepipe.model.inference import load_checkpoint
+from dicepipe.params import ModelOverrides
+from dicepipe.train.loop import train
+from tests.model.test_prompts import _tiny_sd3_text_folder
+
+
+def _tiny_sd3_folder(folder: Path) -> Path:
+    _tiny_sd3_text_folder(folder)  # CLIP-L/G of width 8, T5 of width 32
+    torch.manual_seed(0)
+    SD3Transformer2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        caption_projection_dim=16,
+        pooled_projection_dim=16,
+        pos_embed_max_size=16,
+    ).save_pretrained(folder / "transformer")
+    AutoencoderKL(
+        block_out_channels=(4, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=16,
+        norm_num_groups=1,
+    ).save_pretrained(folder / "vae")
+    return folder
+
+
+def test_pretrained_trains_in_latent_space_with_frozen_prompts(make_params, tmp_path, monkeypatch):
+    monkeypatch.setenv("DICEPIPE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_sd3_folder(tmp_path / "sd3")
+    params, loader = make_params(pretrained=str(folder), model=ModelOverrides(), steps=2)
+    summary = train(params, loader)
+
+    assert summary["trainable_parameters"] < summary["parameters"]  # the prompt table is frozen
+    assert len(list((tmp_path / "cache" / "prompts").glob("*.safetensors"))) == 1
+    model = DiceptionModel.from_pretrained(Path(params.output) / "model")
+    assert model.config.space == "latent" and model.config.frozen_task_table
+    assert model.transformer.config.in_channels == 16
+    _, space, info = load_checkpoint(Path(params.output) / "model", device="cpu")
+    assert info == {"resolution": 16, "vae": str(folder)} and hasattr(space, "vae")
