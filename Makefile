@@ -42,4 +42,4 @@ sample-corpus: $(STAMP)
 	dicepipe make-sample --out data/sample --seed 0
 
 clean:
-	rm -rf data/work data/shards runs metrics predictions .cache
+	rm -rf data/work data/shards runs metrics/eval metrics/history metrics/history.jsonl metrics/history.png predictions .cache
