@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict
 from functools import lru_cache
 
@@ -53,9 +54,21 @@ def configure_torch(params: LabelParams) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-@lru_cache(maxsize=2)
+_BUILDING = threading.Lock()
+
+
 def shared_teacher(params: LabelParams) -> Teacher:
-    """One teacher per process and params: tasks on the same worker share the loaded model."""
+    """One teacher per process and params: tasks on the same worker share the loaded model.
+
+    Built under a lock: two task threads building at once would load the model twice, and
+    transformers' lazy imports are not safe to race (`cannot import name ...`).
+    """
+    with _BUILDING:
+        return _cached_teacher(params)
+
+
+@lru_cache(maxsize=2)
+def _cached_teacher(params: LabelParams) -> Teacher:
     return make_teacher(params)
 
 

@@ -97,6 +97,7 @@ def label_stream(
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"need batch_size >= 1, num_workers >= 0; got {batch_size}, {num_workers}")
     pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    num_workers = usable_workers(num_workers)
     loader = DataLoader(
         _DecodeDataset(),  # type: ignore[arg-type]
         sampler=(_as_item(item) for item in items),  # type: ignore[arg-type]
@@ -160,3 +161,11 @@ def _item_error(error: Exception) -> ItemError:
     if isinstance(error, ItemError):
         return error
     return ItemError("teacher_error", f"{type(error).__name__}: {error}")
+
+
+def usable_workers(requested: int) -> int:
+    """DataLoader workers this process may start: none inside a daemonic process (a Dask or
+    multiprocessing worker may not have children), where decoding happens in-thread."""
+    import multiprocessing
+
+    return 0 if multiprocessing.current_process().daemon else requested
