@@ -18,7 +18,7 @@ from dicepipe.pipeline.summary import label_text, unit_totals  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
 from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
-from dicepipe.teachers import shared_teacher  # noqa: E402
+from dicepipe.teachers import built_teacher, shared_teacher  # noqa: E402
 
 
 @task(cache_policy=NO_CACHE)
@@ -40,7 +40,7 @@ def label_flow(
     manifests = run_tasks(label_unit, paths, params, out_dir, label="label")
     remove_stale(out_dir, [p.stem for p in paths])
     summary = {"teacher": params.teacher, **unit_totals(manifests, out_dir)}
-    summary.update(label.cache_counts(shared_teacher(params)))
+    summary.update(label.cache_counts(built_teacher(params)))
     write_json(out_dir / "summary.json", summary)
     text = label_text(summary)
     print(text)

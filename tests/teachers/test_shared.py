@@ -21,7 +21,7 @@ def test_concurrent_tasks_build_the_teacher_once(monkeypatch):
         return object()
 
     monkeypatch.setattr(teachers, "make_teacher", slow_build)
-    teachers._cached_teacher.cache_clear()
+    teachers._TEACHERS.clear()
     params = LabelParams(batch_size=3)
     results = []
     threads = [
@@ -32,7 +32,9 @@ def test_concurrent_tasks_build_the_teacher_once(monkeypatch):
         thread.start()
     for thread in threads:
         thread.join()
-    teachers._cached_teacher.cache_clear()
+    assert teachers.built_teacher(params) is results[0]
+    teachers._TEACHERS.clear()
+    assert teachers.built_teacher(params) is None
     assert len(built) == 1 and len({id(r) for r in results}) == 1
 
 

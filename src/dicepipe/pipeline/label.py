@@ -64,9 +64,11 @@ def run_unit(
     return unit_manifest(out_dir, unit)
 
 
-def cache_counts(teacher: Teacher) -> dict[str, int | None]:
+def cache_counts(teacher: Teacher | None) -> dict[str, int | None]:
     """How many labels a (possibly nested) cached teacher computed and read from its cache in
-    this process; None when no model teacher was used."""
+    this process; None when no model teacher was used here (or no teacher at all)."""
+    if teacher is None:
+        return {"computed": None, "from_cache": None}
     cached = getattr(teacher, "_fallback", teacher)
     return {
         "computed": getattr(cached, "computed", None),

@@ -123,7 +123,7 @@ def label_text(summary: dict[str, Any]) -> str:
     cache = (
         f"  computed {summary['computed']}  from cache {summary['from_cache']}"
         if summary.get("computed") is not None
-        else "  (exact labels only: no model loaded)"
+        else "  (no model labels counted in this process: exact labels only, or Dask workers)"
     )
     return (
         f"label   teacher {summary['teacher']}  rows {summary['rows']}"

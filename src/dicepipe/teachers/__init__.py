@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import asdict
-from functools import lru_cache
 
 from dicepipe.params import LabelParams
 from dicepipe.storage import digest_of
@@ -16,6 +15,7 @@ __all__ = [
     "Teacher",
     "TeacherInput",
     "build_model_teacher",
+    "built_teacher",
     "configure_torch",
     "make_teacher",
     "shared_teacher",
@@ -55,6 +55,7 @@ def configure_torch(params: LabelParams) -> None:
 
 
 _BUILDING = threading.Lock()
+_TEACHERS: dict[LabelParams, Teacher] = {}
 
 
 def shared_teacher(params: LabelParams) -> Teacher:
@@ -64,12 +65,16 @@ def shared_teacher(params: LabelParams) -> Teacher:
     transformers' lazy imports are not safe to race (`cannot import name ...`).
     """
     with _BUILDING:
-        return _cached_teacher(params)
+        if params not in _TEACHERS:
+            _TEACHERS[params] = make_teacher(params)
+        return _TEACHERS[params]
 
 
-@lru_cache(maxsize=2)
-def _cached_teacher(params: LabelParams) -> Teacher:
-    return make_teacher(params)
+def built_teacher(params: LabelParams) -> Teacher | None:
+    """The shared teacher of `params` if this process built one, else None (never builds:
+    under Dask the teachers live in the workers, and the flow must not load a model)."""
+    with _BUILDING:
+        return _TEACHERS.get(params)
 
 
 def make_teacher(params: LabelParams) -> Teacher:
