@@ -9,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from dicepipe.runtime import configure_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,3 +20,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
 configure_environment(REPO / ".cache")
+
+
+@pytest.fixture(scope="module")
+def keep_torch_threads():
+    """Labelling sets torch's thread count for the process (label.torch_threads); give the
+    rest of the test session its own back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -96,8 +96,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "model",
         "targets",
         "train/__init__.py",
+        "train/build.py",
         "train/checkpoints.py",
         "train/finetune.py",
+        "train/loader.py",
     ),
     "evaluate": (
         *_CORE,

@@ -18,16 +18,7 @@ from dicepipe.teachers.audit_run import run_audit
 from dicepipe.weights import MissingWeightsError
 from tests.reliability.craft import rotated_jpeg
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _keep_torch_threads():
-    """Labelling sets torch's thread count for the process (label.torch_threads); give the
-    rest of the test session its own back."""
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +119,7 @@ from pathlib import Path
 from dicepipe.params import LabelParams
 from dicepipe.pipeline import label
 from dicepipe.teachers import make_teacher
+
 unit, weights, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 params = LabelParams(teacher="depth_pro", weights=weights, cache_dir=str(out / "cache"),
                      num_workers=0, device="cpu", batch_size=2)

@@ -20,18 +20,10 @@ from dicepipe.shards.manifest import write_manifest
 from dicepipe.teachers import make_teacher
 from tests.reliability.corpus import build_corpus
 
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+
+
 STAGES = ("sample", "label", "composite", "encode")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _keep_torch_threads():
-    """Labelling sets torch's thread count for the process (label.torch_threads); give the
-    rest of the test session its own back."""
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

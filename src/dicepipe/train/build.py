@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dicepipe.model import DiceptionModel, FlowConfig, cache_task_prompts, make_space, preset
-from dicepipe.params import LoaderParams, TrainParams
+from dicepipe.params import LoaderParams, TrainFlowParams, TrainParams
 from dicepipe.shards.manifest import shards_identity
 from dicepipe.storage import digest_of
 from dicepipe.tasks import SHARD_TASKS, TASK_NAMES, TASK_PROMPTS
@@ -55,9 +55,9 @@ def mixed_precision(choice: str, cuda: bool) -> str:
     return choice
 
 
-def flow_config(params: TrainParams) -> FlowConfig:
-    """The flow-matching loss settings of the params."""
-    return FlowConfig(**dataclasses.asdict(params.flow))
+def flow_config(flow: TrainFlowParams) -> FlowConfig:
+    """The flow-matching loss settings of a `flow` params subsection (train or finetune)."""
+    return FlowConfig(**dataclasses.asdict(flow))
 
 
 def model_config(params: TrainParams) -> dict[str, Any]:

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import torch
 
 from dicepipe.model import (
+    MAX_POINTS,
     DiceptionModel,
-    FlowConfig,
     add_lora,
     flow_matching_loss,
     load_lora,
@@ -35,9 +35,9 @@ from dicepipe.sampling import item_rng, stable_hash
 from dicepipe.shards.manifest import shard_paths
 from dicepipe.storage import atomic_path, write_json
 from dicepipe.targets.lowlight import lowlight_pair
+from dicepipe.train.build import flow_config
 from dicepipe.train.checkpoints import INFERENCE_FILE
-
-MAX_POINTS = 5
+from dicepipe.train.loader import decode_rgb, to_tensor
 
 
 def pick_images(params: FinetuneParams, count: int) -> list[tuple[str, bytes]]:
@@ -61,27 +61,18 @@ def pick_images(params: FinetuneParams, count: int) -> list[tuple[str, bytes]]:
 def make_pairs(
     images: list[tuple[str, bytes]], params: FinetuneParams, resolution: int
 ) -> dict[str, torch.Tensor]:
-    """The task's (input, target) pairs as loader-format tensors in [-1, 1]."""
-    import cv2
-
-    from dicepipe.imageio import decode_image
-
+    """The task's (input, target) pairs as loader-format tensors in [-1, 1], decoded and
+    resized as the training loader does."""
     inputs, targets = [], []
     for key, data in images:
-        rgb = decode_image(data).rgb
-        rgb = cv2.resize(rgb, (resolution, resolution), interpolation=cv2.INTER_AREA)
+        rgb = decode_rgb(data, resolution, nearest=False)
         dark, target = lowlight_pair(rgb, item_rng(params.seed, key, params.task))
-        inputs.append(dark)
-        targets.append(target)
-
-    def tensor(arrays: list[np.ndarray]) -> torch.Tensor:
-        stacked = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
-        return stacked / 127.5 - 1.0
-
+        inputs.append(to_tensor(dark))
+        targets.append(to_tensor(target))
     size = len(images)
     return {
-        "image": tensor(inputs),
-        "target": tensor(targets),
+        "image": torch.stack(inputs),
+        "target": torch.stack(targets),
         "points": torch.zeros(size, MAX_POINTS, 2),
         "point_mask": torch.zeros(size, MAX_POINTS, dtype=torch.bool),
     }
@@ -162,7 +153,7 @@ def _train(
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr)
-    config = FlowConfig(**vars(params.flow))
+    config = flow_config(params.flow)
     generator = torch.Generator(model.device).manual_seed(params.seed)
     batches = _batches(pairs, params)
     losses = []

@@ -166,7 +166,7 @@ def setup(params: TrainParams, loader: LoaderParams) -> Run:
         loader=make_loader(effective, rank=rank, world_size=world),
         digest=run_digest(params, loader),
         paths=paths,
-        flow=flow_config(params),
+        flow=flow_config(params.flow),
         lookup=lookup,
         trace=Trace(paths.trace if params.trace else None, rank),
         inference=inference_info(params, loader),
