@@ -18,7 +18,7 @@ from dicepipe.pipeline.summary import label_text, unit_totals  # noqa: E402
 from dicepipe.pipeline.units import remove_stale  # noqa: E402
 from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
 from dicepipe.storage import write_json  # noqa: E402
-from dicepipe.teachers import built_teacher, shared_teacher  # noqa: E402
+from dicepipe.teachers import built_teacher, check_teacher, shared_teacher  # noqa: E402
 
 
 @task(cache_policy=NO_CACHE)
@@ -35,6 +35,7 @@ def label_flow(
 ) -> dict:
     """Label every sampled unit of the configured sources."""
     params = load_label(params_path)
+    check_teacher(params)
     out_dir = Path(out)
     paths = label.plan(params, Path(samples))
     manifests = run_tasks(label_unit, paths, params, out_dir, label="label")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,63 @@ def test_forked_children_exit_cleanly_after_a_flow_ran_in_the_parent():
     child.start()
     child.join(30)
     assert child.exitcode == 0  # Prefect's inherited thread-exit hooks would make it 1
+
+
+def _fake_dask_cuda(monkeypatch, gpus: int) -> type:
+    """dask_cuda as far as the runner uses it: LocalCUDACluster and the GPU count."""
+    module, utils = types.ModuleType("dask_cuda"), types.ModuleType("dask_cuda.utils")
+    module.LocalCUDACluster = type("LocalCUDACluster", (), {})
+    utils.get_n_gpus = lambda: gpus
+    module.utils = utils
+    monkeypatch.setitem(sys.modules, "dask_cuda", module)
+    monkeypatch.setitem(sys.modules, "dask_cuda.utils", utils)
+    return module.LocalCUDACluster
+
+
+def test_dask_cuda_starts_one_single_threaded_worker_per_gpu(monkeypatch):
+    from dicepipe.params import RunnerParams
+    from dicepipe.runtime import make_task_runner
+
+    cluster = _fake_dask_cuda(monkeypatch, gpus=4)
+    monkeypatch.setattr("dicepipe.runtime.share_ephemeral_api", lambda: "http://127.0.0.1:9/api")
+    runner = make_task_runner(RunnerParams(kind="dask-cuda", max_workers=4))
+    assert runner.resolved_cluster_class is cluster
+    assert runner.cluster_kwargs == {
+        "n_workers": 4,
+        "threads_per_worker": 1,
+        "dashboard_address": None,
+    }
+    with pytest.raises(ValueError, match="max_workers is 5 but this machine shows 4 GPU"):
+        make_task_runner(RunnerParams(kind="dask-cuda", max_workers=5))
+    external = make_task_runner(RunnerParams(kind="dask-cuda", dask_address="tcp://head:8786"))
+    assert external.address == "tcp://head:8786" and external.cluster_class is None
+
+
+def test_dask_cuda_without_the_package_says_to_install_the_extra(monkeypatch, capsys):
+    from dicepipe.params import RunnerParams
+    from dicepipe.runtime import make_task_runner, run_flow
+
+    monkeypatch.setitem(sys.modules, "dask_cuda", None)  # not installed, whatever this machine has
+    monkeypatch.setattr("dicepipe.runtime.share_ephemeral_api", pytest.fail)  # checked first
+    with pytest.raises(ImportError, match=r"needs the dask-cuda package.*\.\[cuda\]"):
+        make_task_runner(RunnerParams(kind="dask-cuda"))
+    never_run = types.SimpleNamespace(with_options=pytest.fail)
+    assert run_flow(never_run, RunnerParams(kind="dask-cuda")) == 1  # the stage exits 1: why
+    assert "pip install -e '.[cuda]'" in capsys.readouterr().out
+
+
+def test_the_cluster_class_is_a_dotted_class_of_a_local_dask_cluster():
+    from dicepipe.params import RunnerParams
+
+    assert RunnerParams(kind="dask").local_cluster_class == "distributed.LocalCluster"
+    assert RunnerParams(kind="dask-cuda").local_cluster_class == "dask_cuda.LocalCUDACluster"
+    swapped = RunnerParams(kind="dask-cuda", cluster_class="distributed.LocalCluster")
+    assert swapped.local_cluster_class == "distributed.LocalCluster" and not swapped.pins_gpus
+    assert RunnerParams(kind="dask-cuda", dask_address="tcp://h:8786").pins_gpus
+    for bad in (
+        {"kind": "threads", "cluster_class": "distributed.LocalCluster"},
+        {"kind": "dask", "cluster_class": "LocalCluster"},
+        {"kind": "dask", "dask_address": "tcp://h:8786", "cluster_class": "a.B"},
+    ):
+        with pytest.raises(ValueError, match="cluster_class"):
+            RunnerParams(**bad)

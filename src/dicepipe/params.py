@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -9,16 +10,51 @@ from typing import Any, Literal
 from dicepipe.config import bounded, load_section
 from dicepipe.tasks import SHARD_TASKS, TASKS
 
-Runner = Literal["threads", "dask"]
+Runner = Literal["threads", "dask", "dask-cuda"]
+
+# The local Dask cluster each Dask kind starts when `cluster_class` is not given.
+DEFAULT_CLUSTER_CLASS = {
+    "dask": "distributed.LocalCluster",
+    "dask-cuda": "dask_cuda.LocalCUDACluster",
+}
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 @dataclass(frozen=True)
 class RunnerParams:
-    """Which Prefect task runner executes the per-shard tasks."""
+    """Which Prefect task runner executes the per-shard tasks.
+
+    kind: `threads` (one process), `dask` (a local cluster of `max_workers` processes) or
+    `dask-cuda` (one worker process per GPU, each pinned to its device by LocalCUDACluster:
+    the first `max_workers` GPUs). `dask_address`: an existing scheduler instead of a local
+    cluster (its workers started with `dask worker` or, for GPUs, `dask cuda worker`).
+    `cluster_class`: the local cluster's class as a dotted path; None is the kind's default.
+    """
 
     kind: Runner = "threads"
-    max_workers: int = bounded(2, lo=1)
-    dask_address: str | None = None  # an existing scheduler; None starts a LocalCluster
+    max_workers: int = bounded(2, lo=1)  # threads, worker processes, or GPUs (dask-cuda)
+    dask_address: str | None = None  # an existing scheduler; None starts a local cluster
+    cluster_class: str | None = None  # None: DEFAULT_CLUSTER_CLASS[kind]
+
+    def __post_init__(self) -> None:
+        if self.cluster_class is None:
+            return
+        if self.kind == "threads" or self.dask_address:
+            raise ValueError("cluster_class applies only to a local Dask cluster (no dask_address)")
+        if not _DOTTED.fullmatch(self.cluster_class):
+            raise ValueError(f"cluster_class {self.cluster_class!r} is not a dotted module.Class")
+
+    @property
+    def local_cluster_class(self) -> str | None:
+        """The dotted class of the local Dask cluster to start; None for threads or an address."""
+        if self.kind == "threads" or self.dask_address:
+            return None
+        return self.cluster_class or DEFAULT_CLUSTER_CLASS[self.kind]
+
+    @property
+    def pins_gpus(self) -> bool:
+        """True when every worker is a dask-cuda worker whose own GPU is `cuda` (cuda:0)."""
+        return self.kind == "dask-cuda" and self.cluster_class is None
 
 
 @dataclass(frozen=True)
@@ -61,20 +97,47 @@ class Sa1bParams:
     max_annotations: int | None = None  # keep this many largest masks per image; None: all
     points: PointParams = field(default_factory=PointParams)  # `max` stored per mask
     max_member_mb: int = bounded(256, lo=1)  # larger tar members are quarantined, never read
+    # SA-1B masks always feed point-prompted segmentation; also entity segmentation when true
+    # (DICEPTION takes entities from EntityV2 only)
+    entity: bool = False
 
     def __post_init__(self) -> None:
         if self.max_annotations is not None and self.max_annotations < 1:
             raise ValueError(f"max_annotations must be >= 1 or null, got {self.max_annotations}")
 
 
+# The tasks a COCO-format dataset's annotations can feed (DICEPTION Table S1: COCO 2017 person
+# keypoints -> pose, COCO-Rem -> semantic segmentation, EntityV2 -> entity segmentation).
+CocoTask = Literal["entity_segmentation", "semantic_segmentation", "pose"]
+RESERVED_SOURCE_NAMES = ("openimages", "sa1b", "synthetic", "composite")
+
+
 @dataclass(frozen=True)
 class CocoParams:
-    """COCO: an annotations JSON (person keypoints or instances) and a folder or URL of images."""
+    """One COCO-format dataset: an annotations JSON, a folder or URL of images, and its role.
 
+    `name` is the dataset's source name: the prefix of its keys (`coco_rem/<id>`) and unit
+    names, and its `source` column in the shards. `tasks` are what its annotations feed: masks
+    with categories give `semantic_segmentation`, masks used class-agnostically give
+    `entity_segmentation`, person keypoints give `pose`.
+    """
+
+    name: str = "coco"
     annotations: str = ""
     images: str = ""
     n: int = bounded(0, lo=0)
     block_images: int = bounded(5_000, lo=1)  # images (in id order) per work unit
+    tasks: tuple[CocoTask, ...] = ("pose",)
+    # only images with an annotation for the role are candidates (pose: labelled keypoints)
+    only_annotated: bool = True
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ValueError(f"coco dataset name {self.name!r}: use lower-case letters, digits, _")
+        if self.name in RESERVED_SOURCE_NAMES:
+            raise ValueError(f"coco dataset name {self.name!r} is another source's name")
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"coco dataset {self.name}: tasks must be non-empty and distinct")
 
 
 @dataclass(frozen=True)
@@ -98,9 +161,15 @@ class SampleParams:
     max_pixels: int = bounded(50_000_000, lo=1)
     openimages: OpenImagesParams = field(default_factory=OpenImagesParams)
     sa1b: Sa1bParams = field(default_factory=Sa1bParams)
-    coco: CocoParams = field(default_factory=CocoParams)
+    coco: tuple[CocoParams, ...] = ()  # COCO-format datasets, each with its role
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
     runner: RunnerParams = field(default_factory=RunnerParams)
+
+    def __post_init__(self) -> None:
+        names = [dataset.name for dataset in self.coco]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"coco dataset names must be unique: {', '.join(twice)} repeats")
 
 
 @dataclass(frozen=True)
@@ -129,10 +198,13 @@ class LabelParams:
     teacher: `auto` uses exact labels where a source ships them and Depth Pro elsewhere (and
     stops with an error saying where to put its weights when they are missing);
     `ground_truth` only exact labels; `depth_pro` always Depth Pro.
+    normals: `geometry`, `marigold`, `none`, or `module:factory`, a normals teacher of your
+    own (`dicepipe.teachers.plugin`), whose checkpoint `normals_weights` names.
     """
 
     teacher: Literal["auto", "ground_truth", "depth_pro"] = "auto"
-    normals: Literal["geometry", "marigold", "none"] = "geometry"
+    normals: str = "geometry"  # geometry | marigold | none | module:factory
+    normals_weights: str = ""  # the plug-in's checkpoint (folder or hub id), for its factory
     weights: str = "apple/DepthPro-hf"  # Depth Pro: local folder or hub id
     allow_download: bool = False  # never download weights unless this is true
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -149,6 +221,22 @@ class LabelParams:
     geometry: GeometryNormalsParams = field(default_factory=GeometryNormalsParams)
     marigold: MarigoldParams = field(default_factory=MarigoldParams)
     runner: RunnerParams = field(default_factory=RunnerParams)
+
+    def __post_init__(self) -> None:
+        if self.normals not in BUILTIN_NORMALS and not _FACTORY.fullmatch(self.normals):
+            raise ValueError(
+                f"normals {self.normals!r} is not one of {', '.join(BUILTIN_NORMALS)} "
+                "nor a plug-in `module:factory` (e.g. my_teachers.stable_normal:build)"
+            )
+        if self.runner.pins_gpus and self.device not in ("auto", "cuda", "cuda:0"):
+            raise ValueError(
+                f"device {self.device!r} with runner.kind dask-cuda: each worker is pinned to "
+                "its own GPU, which it sees as cuda:0; use device auto (or cuda)"
+            )
+
+
+BUILTIN_NORMALS = ("geometry", "marigold", "none")
+_FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -676,7 +764,7 @@ class FinetuneParams:
     base: str = "runs/train/model"  # the trained model folder the adapter goes on
     task: Literal["highlight"] = "highlight"  # a registry task made here, not by encode
     shards: str = "data/shards"  # the images the few-shot pairs are made from
-    sources: tuple[str, ...] = ("openimages", "sa1b", "coco", "synthetic")
+    sources: tuple[str, ...] = ("openimages", "sa1b", "coco", "coco_rem", "entityv2", "synthetic")
     examples: int = bounded(50, lo=1)  # training pairs (paper: 50)
     heldout: int = bounded(8, lo=0)  # further pairs scored after training
     resolution: int | None = None  # null: the base model's training resolution

@@ -22,6 +22,9 @@ SAMPLE_SCHEMA = pa.schema(
         # EXIF 35 mm focal length in pixels, read from the original bytes (which sample may
         # re-encode without EXIF); null when the file has none
         ("focal_px", pa.float64()),
+        # the tasks the annotations feed, from the source's role (sample params): encode makes
+        # a segmentation or pose example only for these
+        ("tasks", pa.list_(pa.string())),
     ]
 )
 

@@ -75,7 +75,12 @@ def _forget_parent_thread_exits_in_forked_children() -> None:
 def make_task_runner(params: RunnerParams) -> Any:
     """The Prefect task runner the params name: threads, or Dask (local cluster or address).
 
-    With a LocalCluster and no `PREFECT_API_URL`, this process's ephemeral Prefect API is
+    A local cluster is `params.local_cluster_class` (LocalCluster for `dask`, dask-cuda's
+    LocalCUDACluster for `dask-cuda`: one worker per GPU, each pinned to its device through
+    CUDA_VISIBLE_DEVICES) with `max_workers` single-threaded worker processes; its class is
+    imported here, so a missing dask-cuda stops the stage before anything runs.
+
+    With a local cluster and no `PREFECT_API_URL`, this process's ephemeral Prefect API is
     started first and its URL exported, so the worker processes (which inherit the
     environment) report to it. Otherwise every worker starts an ephemeral server of its own
     on the same SQLite file: slow (seconds each) and racy. Workers of an existing cluster
@@ -87,17 +92,65 @@ def make_task_runner(params: RunnerParams) -> Any:
         return ThreadPoolTaskRunner(max_workers=params.max_workers)
     from prefect_dask import DaskTaskRunner
 
-    if params.dask_address:
+    cluster_class = params.local_cluster_class
+    if cluster_class is None:
         return DaskTaskRunner(address=params.dask_address)
+    import_cluster_class(cluster_class)
+    if params.pins_gpus:
+        check_gpu_count(params.max_workers)
     share_ephemeral_api()
     return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
+        cluster_class=cluster_class,
         cluster_kwargs={
             "n_workers": params.max_workers,
             "threads_per_worker": 1,
             "dashboard_address": None,
         },
     )
+
+
+DASK_CUDA_MISSING = (
+    "runner.kind dask-cuda needs the dask-cuda package, which is not installed here: on the "
+    "GPU machine run `pip install -e '.[cuda]'` (dask-cuda needs the NVIDIA driver), or use "
+    "runner.kind dask or threads"
+)
+
+
+def import_cluster_class(path: str) -> type:
+    """Import the Dask cluster class `module.Class`; the error says what to install or fix."""
+    import importlib
+
+    module_name, _, name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] == "dask_cuda":
+            raise ImportError(DASK_CUDA_MISSING) from None
+        raise ImportError(f"runner.cluster_class {path!r}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - dask_cuda fails at import without NVML
+        raise ImportError(
+            f"runner.cluster_class {path!r}: importing {module_name} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    cluster = getattr(module, name, None)
+    if not isinstance(cluster, type):
+        raise ImportError(f"runner.cluster_class {path!r}: {module_name} has no class {name}")
+    return cluster
+
+
+def check_gpu_count(workers: int) -> None:
+    """Raise unless this machine shows at least `workers` GPUs (dask-cuda: one each)."""
+    from dask_cuda.utils import get_n_gpus
+
+    try:
+        gpus = get_n_gpus()
+    except Exception as error:  # noqa: BLE001 - NVML missing or no driver
+        raise RuntimeError(f"runner.kind dask-cuda: cannot count the GPUs here: {error}") from None
+    if workers > gpus:
+        raise ValueError(
+            f"runner.max_workers is {workers} but this machine shows {gpus} GPU(s) "
+            "(CUDA_VISIBLE_DEVICES limits them): dask-cuda runs one worker per GPU"
+        )
 
 
 def share_ephemeral_api() -> str:

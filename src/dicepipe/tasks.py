@@ -46,7 +46,7 @@ TASKS: tuple[TaskSpec, ...] = (
         "the prompted mask white on black; 1-5 points in the `points` column",
         "dicepipe.targets.segmentation:decode_point_mask",
         20.0,
-        ("sa1b", "composites (p3m, am2k, aim500)"),
+        ("sa1b", "composites (p3m, am2k, aim500)", "synthetic (exact)"),
     ),
     TaskSpec(
         "entity_segmentation",
@@ -54,7 +54,7 @@ TASKS: tuple[TaskSpec, ...] = (
         "a seeded random colour per instance on black; colour table in `meta`",
         "dicepipe.targets.decode_masks:decode_instance_masks",
         20.0,
-        ("sa1b",),
+        ("entityv2 (COCO-format, class-agnostic)", "sa1b (sample.sa1b.entity)", "synthetic"),
     ),
     TaskSpec(
         "semantic_segmentation",
@@ -62,7 +62,7 @@ TASKS: tuple[TaskSpec, ...] = (
         "a seeded random colour per instance on black; colour -> category in `meta`",
         "dicepipe.targets.decode_masks:decode_instance_masks",
         20.0,
-        ("coco",),
+        ("coco_rem (COCO-format instances with categories)",),
     ),
     TaskSpec(
         "pose",
@@ -70,7 +70,7 @@ TASKS: tuple[TaskSpec, ...] = (
         "COCO limbs as coloured lines, keypoints as red (255, 0, 0) discs",
         "dicepipe.targets.decode_pose:decode_keypoints",
         20.0,
-        ("coco",),
+        ("coco (2017 person keypoints)", "synthetic (exact)"),
     ),
     TaskSpec(
         "highlight",

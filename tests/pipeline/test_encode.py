@@ -54,9 +54,12 @@ def _write_unit(folder, unit: str, rows: list[dict]) -> None:
     pq.write_table(table, folder / f"{unit}.parquet")
 
 
-def _coco_row(i: int, annotations: list[dict]) -> dict:
+def _coco_row(
+    i: int, annotations: list[dict], tasks=("semantic_segmentation", "pose"), source="coco"
+) -> dict:
     scene = render_scene(30 + i, 40, 30)
-    return sample_row("coco", f"{i:012d}", "u", "x", encode_png(scene.rgb), annotations, 10**7)
+    png = encode_png(scene.rgb)
+    return sample_row(source, f"{i:012d}", "u", "x", png, annotations, 10**7, tasks=tasks)
 
 
 def _person(ann_id: int, keypoints: list[float]) -> dict:
@@ -136,3 +139,36 @@ def test_switching_the_runner_re_encodes_nothing(tmp_path):
     dask = EncodeParams(runner=RunnerParams(kind="dask", max_workers=3))
     assert encode.run_unit(unit, labels, dask, shards, work) == threads
     assert {p: p.stat().st_mtime_ns for p in shards.glob("*.parquet")} == stamps
+
+
+def test_each_dataset_feeds_exactly_the_tasks_of_its_role(tmp_path):
+    seventeen = [float(v) for k in range(17) for v in (10 + k, 5 + k, 2)]
+    person = _person(1, seventeen)
+    roles = {
+        "coco": ("pose",),
+        "coco_rem": ("semantic_segmentation",),
+        "entityv2": ("entity_segmentation",),
+        "sa1b": ("point_segmentation",),
+        "both": ("point_segmentation", "entity_segmentation"),
+        "none": (),
+    }
+    samples, labels, shards, work = (tmp_path / d for d in ("s", "l", "shards", "w"))
+    made = {}
+    for number, (source, tasks) in enumerate(roles.items()):
+        unit = f"{source}-000000"
+        _write_unit(samples, unit, [_coco_row(number, [person], tasks, source)])
+        result = encode.run_unit(samples / f"{unit}.parquet", labels, EncodeParams(), shards, work)
+        made[source] = sorted(t for entry in result["shards"] for t in entry["tasks"])
+        if not tasks:
+            assert result["quarantined"] == 1
+    assert made == {
+        "coco": ["pose"],
+        "coco_rem": ["semantic_segmentation"],
+        "entityv2": ["entity_segmentation"],  # categories present, used class-agnostically
+        "sa1b": ["point_segmentation"],
+        "both": ["entity_segmentation", "point_segmentation"],
+        "none": [],
+    }
+    rows = pq.read_table(shards / "entityv2-000000-000.parquet").to_pylist()
+    assert rows[0]["key"] == "entityv2/000000000002" and rows[0]["source"] == "entityv2"
+    assert '"category"' not in rows[0]["meta"]

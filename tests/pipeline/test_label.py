@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import LabelParams
+from dicepipe.params import LabelParams, RunnerParams
 from dicepipe.pipeline import label
 from dicepipe.records import SAMPLE_SCHEMA
 from dicepipe.sources.common import sample_row
@@ -15,10 +15,17 @@ from dicepipe.sources.synthetic.corpus import label_bytes
 from dicepipe.sources.synthetic.render import render_scene
 from dicepipe.teachers import make_teacher
 from dicepipe.teachers.audit_run import run_audit
+from dicepipe.teachers.base import TeacherBuildError
 from dicepipe.weights import MissingWeightsError
 from tests.reliability.craft import rotated_jpeg
 
 pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +123,7 @@ def test_the_sample_row_focal_length_reaches_the_teacher(tmp_path, tiny_weights)
 LABEL_UNIT = """
 import sys
 from pathlib import Path
-from dicepipe.params import LabelParams
+from dicepipe.params import LabelParams, RunnerParams
 from dicepipe.pipeline import label
 from dicepipe.teachers import make_teacher
 
@@ -151,3 +158,15 @@ def test_labels_do_not_depend_on_the_workers_thread_count(tmp_path, tiny_weights
     single, many = (pq.read_table(out / "labels" / unit.name) for out in outs)
     assert single.equals(many)
     assert all(":cpu:threads1" in t for t in many["teacher"].to_pylist())
+
+
+@pytest.mark.skipif(_cuda_available(), reason="the worker's GPU exists here")
+def test_a_dask_cuda_worker_without_cuda_stops_instead_of_labelling_on_its_cpu(
+    tmp_path, tiny_weights
+):
+    unit = _unit(tmp_path, with_exact_labels=1)
+    gpus = RunnerParams(kind="dask-cuda")
+    params = _params(tmp_path, weights=str(tiny_weights), device="auto", runner=gpus)
+    with pytest.raises(TeacherBuildError, match="CUDA is not available"):
+        label.run_unit(unit, make_teacher(params), params, tmp_path / "labels")
+    assert not (tmp_path / "labels" / unit.name).exists()

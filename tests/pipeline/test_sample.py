@@ -108,12 +108,14 @@ def _write_params(root: Path, kind: str) -> Path:
             "block_rows": 3,
         },
         "sa1b": {"tars": [str(root / "sa1b/sa_*.tar")], "n": 6, "max_annotations": 1},
-        "coco": {
-            "annotations": str(root / "coco/keypoints.json"),
-            "images": str(root / "coco/images"),
-            "n": 3,
-            "block_images": 2,
-        },
+        "coco": [
+            {
+                "annotations": str(root / "coco/keypoints.json"),
+                "images": str(root / "coco/images"),
+                "n": 3,
+                "block_images": 2,
+            }
+        ],
         "runner": {"kind": kind, "max_workers": 2},
     }
     path = root / f"params-{kind}.yaml"

@@ -512,12 +512,18 @@ def build_corpus(root: Path) -> Corpus:
             n=1000,
             block_rows=16,
         ),
-        sa1b=Sa1bParams(tars=(str(root / "sa1b" / "sa_*.tar"),), n=1000, max_member_mb=1),
-        coco=CocoParams(
-            annotations=str(root / "coco" / "person_keypoints.json"),
-            images=str(root / "coco" / "images"),
-            n=1000,
-            block_images=10,
+        sa1b=Sa1bParams(
+            tars=(str(root / "sa1b" / "sa_*.tar"),), n=1000, max_member_mb=1, entity=True
+        ),
+        coco=(
+            CocoParams(
+                annotations=str(root / "coco" / "person_keypoints.json"),
+                images=str(root / "coco" / "images"),
+                n=1000,
+                block_images=10,
+                tasks=("semantic_segmentation", "pose"),
+                only_annotated=False,  # every bad image record is selected and quarantined
+            ),
         ),
         runner=runner,
     )

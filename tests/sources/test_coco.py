@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +57,13 @@ def _write(tmp_path, images: list[dict], annotations: list[dict]) -> CocoParams:
         images=str(tmp_path / "images"),
         n=100,
         block_images=2,
+        only_annotated=False,  # images without annotations are selected too: their checks run
     )
 
 
 def _read(section: CocoParams) -> tuple[list[dict], dict[str, str]]:
     units = plan_units(section, seed=0)
+    assert all(unit.reader == "coco" and unit.annotations_sha256 for unit in units)
     outcomes = [o for unit in units for o in iter_unit(unit, SampleParams(max_pixels=10**6))]
     rows, errors, _ = collect(outcomes)
     assert len(rows) + len(errors) == sum(len(u.items) for u in units)
@@ -236,8 +239,86 @@ def test_uncompressed_rle_and_declared_sizes(tmp_path):
 
 def test_a_deeply_nested_or_ownerless_annotations_file_is_a_clear_error(tmp_path):
     (tmp_path / "deep.json").write_bytes(b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
-    with pytest.raises(ValueError, match="deep.json.*nested too deeply"):
+    with pytest.raises(ValueError, match="deep.json: JSON nested more than 32 levels"):
         plan_units(CocoParams(annotations=str(tmp_path / "deep.json"), n=3), seed=0)
     section = _write(tmp_path, [_image(1)], [_person(100, 1, SQUARE), "not an annotation"])
     with pytest.raises(ValueError, match=r"annotations\[1\] has no usable `image_id`"):
         plan_units(section, seed=0)
+
+
+def test_a_dataset_keeps_its_name_and_feeds_its_role(tmp_path):
+    section = _write(tmp_path, [_image(1), _image(2)], [_person(100, 1, SQUARE)])
+    rem = replace(section, name="coco_rem", tasks=("semantic_segmentation",))
+    units = plan_units(rem, seed=0)
+    assert [u.name for u in units] == ["coco_rem-000000"] and units[0].source == "coco_rem"
+    assert units[0].items == (
+        ("000000000001", {"image_ids": [1]}),
+        ("000000000002", {"image_ids": [2]}),
+    )
+    rows, errors = _read(rem)
+    assert errors == {} and [r["key"] for r in rows] == [
+        "coco_rem/000000000001",
+        "coco_rem/000000000002",
+    ]
+    assert {r["source"] for r in rows} == {"coco_rem"}
+    assert all(r["tasks"] == ["semantic_segmentation"] for r in rows)
+
+
+def test_an_annotations_file_changed_after_planning_is_a_clear_error(tmp_path):
+    section = _write(tmp_path, [_image(1)], [_person(100, 1, SQUARE)])
+    (unit,) = plan_units(section, seed=0)
+    path = Path(section.annotations)
+    path.write_text(path.read_text().replace('"area": 100.0', '"area": 101.0'))
+    with pytest.raises(ValueError, match="person_keypoints.json changed after the sample was"):
+        list(iter_unit(unit, SampleParams()))
+
+
+def test_dataset_names_and_roles_are_validated():
+    with pytest.raises(ValueError, match="another source's name"):
+        CocoParams(name="sa1b")
+    with pytest.raises(ValueError, match="lower-case letters"):
+        CocoParams(name="COCO-Rem")
+    with pytest.raises(ValueError, match="non-empty and distinct"):
+        CocoParams(name="x", tasks=())
+    with pytest.raises(ValueError, match="coco repeats"):
+        SampleParams(coco=(CocoParams(), CocoParams()))
+
+
+def test_planning_keeps_only_the_image_ids_in_memory(tmp_path):
+    import tracemalloc
+
+    polygon = [float(v) for v in range(40)]
+    annotations = [_person(i, 1 + i % 2000, polygon) for i in range(20_000)]
+    images = [_image(i) for i in range(1, 2001)]
+    document = {"images": images, "annotations": annotations, "categories": []}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(document))
+    del document, annotations
+    tracemalloc.start()
+    units = plan_units(CocoParams(annotations=str(path), n=2000, block_images=500), seed=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert sum(len(u.items) for u in units) == 2000
+    # the ids and one chunk's buffers (json.load holds about ten times the file)
+    assert path.stat().st_size > 8 * 2**20 and peak < 6 * 2**20
+
+
+def test_only_images_with_an_annotation_for_the_role_are_candidates(tmp_path):
+    unlabelled = {**_person(300, 3, SQUARE), "keypoints": [0] * 9, "num_keypoints": 0}
+    annotations = [_person(100, 1, SQUARE), unlabelled]
+    section = _write(tmp_path, [_image(i) for i in range(1, 5)], annotations)
+    picked = {
+        tasks: [
+            item for unit in plan_units(replace(section, **options), 0) for item, _ in unit.items
+        ]
+        for tasks, options in {
+            "pose": {"only_annotated": True},
+            "semantic": {"only_annotated": True, "tasks": ("semantic_segmentation",)},
+            "all": {},
+        }.items()
+    }
+    assert picked == {
+        "pose": ["000000000001"],  # image 3's person has no labelled keypoint
+        "semantic": ["000000000001", "000000000003"],
+        "all": ["000000000001", "000000000002", "000000000003", "000000000004"],
+    }

@@ -92,6 +92,9 @@ def test_selection_is_by_hash_over_all_tars(tmp_path):
     assert len(picked) == 6 and len(set(picked)) == 6
     assert plan_units(params, seed=0) == units
     assert [s for u in plan_units(params, seed=1) for s, _ in u.items] != picked
+    assert {u.tasks for u in units} == {("point_segmentation",)}  # the paper's role
+    entity = plan_units(Sa1bParams(tars=params.tars, n=6, entity=True), seed=0)
+    assert {u.tasks for u in entity} == {("point_segmentation", "entity_segmentation")}
 
 
 def test_bad_members_are_quarantined_with_reasons(tmp_path):
@@ -151,7 +154,10 @@ def test_unsafe_member_names():
 def _tar_unit(tmp_path, members: dict[str, bytes], stems: list[str]) -> Unit:
     _write_tar(tmp_path / "sa_000003.tar", members)
     items = tuple((stem, {}) for stem in stems)
-    return Unit("sa1b", "sa1b-sa_000003", str(tmp_path / "sa_000003.tar"), items)
+    path = str(tmp_path / "sa_000003.tar")
+    return Unit(
+        "sa1b", "sa1b-sa_000003", path, items, ("point_segmentation", "entity_segmentation")
+    )
 
 
 def _notes(unit: Unit, **options) -> list[dict]:

@@ -37,8 +37,12 @@ class ItemLabels:
 
     @property
     def categorised(self) -> bool:
-        """Whether the masks carry categories (COCO) rather than being class-agnostic (SA-1B)."""
+        """Whether every mask carries a category (COCO-format instances; SA-1B has none)."""
         return bool(self.annotations) and all("category_id" in a for a in self.annotations)
+
+    def feeds(self, task: str) -> bool:
+        """Whether the item's source role (the sample row's `tasks`) includes `task`."""
+        return task in (self.item.get("tasks") or ())
 
 
 def examples_for_item(
@@ -51,13 +55,15 @@ def examples_for_item(
     """Training rows of one item for every task in `params.tasks` that its labels support.
 
     Each task's builder (`BUILDERS`, keyed by the registry's task names) says whether the item
-    feeds it: depth and normals come from the teacher's labels; class-agnostic masks (SA-1B)
-    give point and entity segmentation; categorised masks (COCO) give semantic segmentation;
-    keypoints give pose. Raises ItemError("no_target") when no requested task applies, so the
-    item is still accounted for.
+    feeds it: depth and normals come from the teacher's labels; the annotation tasks are those
+    of the item's source role (`item["tasks"]`, set by the sample params): masks give point,
+    entity (categories ignored) or semantic segmentation (categories kept), keypoints give
+    pose. Raises ItemError("no_target") when no requested task applies, so the item is still
+    accounted for.
     """
     annotations = json.loads(item["annotations"])
-    masks = _decode_masks(annotations, item["height"], item["width"])
+    mask_tasks = set(MASK_TASKS) & set(item.get("tasks") or ()) & set(params.tasks)
+    masks = _decode_masks(annotations, item["height"], item["width"]) if mask_tasks else []
     labels = ItemLabels(item, depth, normals, label_meta, annotations, masks, params)
     rows = []
     for task in SHARD_TASKS:
@@ -84,8 +90,11 @@ def _normal_example(labels: ItemLabels) -> Built | None:
     return (*_normal_target(labels.normals), labels.label_meta.get("teacher", ""))
 
 
+MASK_TASKS = ("point_segmentation", "entity_segmentation", "semantic_segmentation")
+
+
 def _point_example(labels: ItemLabels) -> Built | None:
-    if not labels.masks or labels.categorised:
+    if not labels.masks or not labels.feeds("point_segmentation"):
         return None
     stored = {a["id"]: a.get("prompt_points") for a in labels.annotations}
     built = _point_target(labels.item["key"], labels.masks, stored, labels.params)
@@ -93,14 +102,14 @@ def _point_example(labels: ItemLabels) -> Built | None:
 
 
 def _entity_example(labels: ItemLabels) -> Built | None:
-    if not labels.masks or labels.categorised:
+    if not labels.masks or not labels.feeds("entity_segmentation"):
         return None
     built = _entity_target(labels.item["key"], labels.masks, labels.params, None)
     return (*built, ANNOTATION_TEACHER)
 
 
 def _semantic_example(labels: ItemLabels) -> Built | None:
-    if not labels.masks or not labels.categorised:
+    if not labels.masks or not labels.categorised or not labels.feeds("semantic_segmentation"):
         return None
     categories = {a["id"]: a["category_id"] for a in labels.annotations}
     built = _entity_target(labels.item["key"], labels.masks, labels.params, categories)
@@ -108,6 +117,8 @@ def _semantic_example(labels: ItemLabels) -> Built | None:
 
 
 def _pose_example(labels: ItemLabels) -> Built | None:
+    if not labels.feeds("pose"):
+        return None
     keypoints = _keypoints(labels.annotations, labels.item["height"], labels.item["width"])
     if keypoints is None:
         return None

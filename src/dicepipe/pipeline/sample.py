@@ -50,21 +50,24 @@ BATCH_BYTES = 8 << 20  # image bytes per row group: bounds memory whatever the u
 
 
 def plan(params: SampleParams) -> list[Unit]:
-    """Every work unit of the sample, in a fixed order: OpenImages blocks, SA-1B tars, COCO,
-    rendered scenes."""
+    """Every work unit of the sample, in a fixed order: OpenImages blocks, SA-1B tars, the
+    COCO-format datasets in the order listed, rendered scenes."""
+    coco_units = [unit for dataset in params.coco for unit in coco.plan_units(dataset, params.seed)]
     return (
         openimages.plan_units(params.openimages, params.seed)
         + sa1b.plan_units(params.sa1b, params.seed)
-        + coco.plan_units(params.coco, params.seed, params.max_pixels)
+        + coco_units
         + scenes.plan_units(params.synthetic, params.seed)
     )
 
 
 def unit_fingerprint(unit: Unit, params: SampleParams) -> str:
-    """What a unit's output depends on: the unit (input shard and selected items), the limits,
-    the seed, the source's read settings and the code version."""
-    section = getattr(params, unit.source)
-    settings = {name: getattr(section, name) for name in SOURCES[unit.source].READ_FIELDS}
+    """What a unit's output depends on: the unit (input shard, selected items, role, and for
+    COCO-format datasets the annotations file's sha256), the limits, the seed, the source's
+    read settings and the code version."""
+    module = SOURCES[unit.module]
+    section = getattr(params, module.SOURCE) if module.READ_FIELDS else None
+    settings = {name: getattr(section, name) for name in module.READ_FIELDS}
     return digest_of(
         STAGE, unit, params.max_pixels, params.seed, settings, stage_code_version(STAGE)
     )
@@ -72,7 +75,7 @@ def unit_fingerprint(unit: Unit, params: SampleParams) -> str:
 
 def read_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
     """Stream the outcome of every selected item of one unit."""
-    return SOURCES[unit.source].iter_unit(unit, params)
+    return SOURCES[unit.module].iter_unit(unit, params)
 
 
 def notes_path(out_dir: Path, unit: str) -> Path:

@@ -1,6 +1,10 @@
-"""COCO: person keypoints and instances JSON plus a folder or URL of images.
+"""COCO-format datasets (COCO 2017 keypoints, COCO-Rem, EntityV2): an annotations JSON plus a
+folder or URL of images, each dataset under its own name and with its role (`CocoParams`).
 
-Annotations are validated, then converted at planning time: polygons (rasterised by
+The annotations file is streamed, never loaded whole (COCO-Rem's is hundreds of MB): planning
+reads it once keeping only the image ids and the file's sha256; each unit reads it again for
+its own images' records. Annotations are validated, then converted when the unit is read:
+polygons (rasterised by
 pycocotools) and uncompressed RLE become compressed RLE strings checked to cover the image,
 keypoints stay flat [x, y, v, ...] lists. Nothing reaches pycocotools' native code unchecked:
 an image's declared size must be positive whole numbers within `max_pixels`; a polygon needs at
@@ -13,25 +17,23 @@ read, never dropped, with a reason naming the fault: `bad_image_record` (size), 
 name), `duplicate_id` (an image or annotation id twice), `bad_annotation` (fields of the wrong
 type), `bad_polygon`, `polygon_too_few_points`, `polygon_out_of_bounds`, `rle_size_mismatch`,
 `invalid_rle`, `bad_keypoints`, `keypoints_out_of_bounds`, `keypoint_count_mismatch` (people
-of one image with different numbers of keypoints). A file that is not COCO JSON at all, or
-holds records that belong to no image, is a ValueError naming it (there is no item to
-quarantine).
+of one image with different numbers of keypoints). A file that is not COCO JSON at all, nests
+too deeply, or holds records that belong to no image, is a ValueError naming it (there is no
+item to quarantine).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
-
 from dicepipe.imageio import DEFAULT_MAX_PIXELS, rle_string
 from dicepipe.params import CocoParams, SampleParams
 from dicepipe.sampling import bottom_k_items
+from dicepipe.sources.coco_stream import stream_coco
 from dicepipe.sources.common import (
     ItemError,
     Outcome,
@@ -43,56 +45,88 @@ from dicepipe.sources.common import (
     unexpected_error,
 )
 
-SOURCE = "coco"
+SOURCE = "coco"  # the reader of every COCO-format dataset; each dataset has its own name
 READ_FIELDS: tuple[str, ...] = ()  # nothing but the unit itself changes what a unit writes
 VISIBILITY = (0, 1, 2)  # COCO keypoint flags: not labelled, labelled hidden, labelled visible
 
 
 @dataclass
 class CocoIndex:
-    """The records of a COCO annotations file, by image id (duplicates kept, to report)."""
+    """The records of a unit's images, by image id (duplicates kept, to report)."""
 
     images: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     annotations: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     categories: dict[Any, dict[str, Any]] = field(default_factory=dict)
 
 
-def load_coco(annotations_url: str) -> CocoIndex:
-    """Index an annotations JSON (local or fsspec URL) by image id; a file that is not COCO
-    JSON, or a record that names no image, is a ValueError naming the file."""
-    try:
-        with fsspec.open(annotations_url, "rb") as handle:
-            dataset = json.load(handle)
-    except RecursionError:
-        raise ValueError(f"{annotations_url}: JSON nested too deeply to parse") from None
-    except ValueError as error:
-        raise ValueError(f"{annotations_url}: not a COCO annotations file: {error!r}") from None
-    if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
-        raise ValueError(f"{annotations_url}: not a COCO annotations file (no `images` list)")
+def scan_image_ids(
+    annotations_url: str, tasks: tuple[str, ...] | None = None
+) -> tuple[list[Any], str]:
+    """The image ids of an annotations file and the file's sha256, in one streamed read that
+    keeps nothing but ids. With `tasks`, only images holding an annotation that serves one of
+    them (`serves`) are returned. Every annotation must name its image by a usable id; a file
+    that is not COCO JSON, or holds a record without one, is a ValueError naming the file."""
+    image_ids: list[Any] = []
+    served: set[Any] = set()
+
+    def on_image(number: int, record: Any) -> None:
+        image_ids.append(_record_id(annotations_url, "images", number, record))
+
+    def on_annotation(number: int, record: Any) -> None:
+        image_id = _record_id(annotations_url, "annotations", number, record, "image_id")
+        if tasks is not None and serves(record, tasks):
+            served.add(image_id)
+
+    callbacks = {"images": on_image, "annotations": on_annotation}
+    digest, counts = stream_coco(annotations_url, callbacks)
+    if not counts["images"]:
+        raise ValueError(f"{annotations_url}: not a COCO annotations file (no `images` records)")
+    if tasks is not None:
+        image_ids = [image_id for image_id in image_ids if image_id in served]
+    return image_ids, digest
+
+
+def serves(annotation: dict[str, Any], tasks: tuple[str, ...]) -> bool:
+    """Whether an annotation can feed one of `tasks`: any annotation feeds the segmentation
+    tasks (its mask is checked later); pose needs labelled keypoints (`num_keypoints` > 0)."""
+    if any(task != "pose" for task in tasks):
+        return True
+    labelled = annotation.get("num_keypoints")
+    return not isinstance(labelled, bool) and isinstance(labelled, int | float) and labelled > 0
+
+
+def read_index(annotations_url: str, image_ids: set[Any], sha256: str) -> CocoIndex:
+    """The image records and annotations of `image_ids` and every category, streamed from the
+    annotations file; a ValueError when the file is no longer the one planned (`sha256`)."""
     index = CocoIndex()
-    for number, image in enumerate(dataset["images"]):
-        image_id = _record_id(annotations_url, "images", number, image)
-        index.images.setdefault(image_id, []).append(image)
-    for number, annotation in enumerate(_list(annotations_url, dataset, "annotations")):
-        image_id = _record_id(annotations_url, "annotations", number, annotation, "image_id")
-        index.annotations.setdefault(image_id, []).append(annotation)
-    for category in _list(annotations_url, dataset, "categories"):
+
+    def keep(table: dict[Any, list[dict[str, Any]]], record: Any, key: str) -> None:
+        owner = record.get(key) if isinstance(record, dict) else None
+        if _hashable(owner) and owner in image_ids:
+            table.setdefault(owner, []).append(record)
+
+    def on_category(number: int, category: Any) -> None:
         if isinstance(category, dict) and _hashable(category.get("id")):
             index.categories.setdefault(category["id"], category)
+
+    callbacks = {
+        "images": lambda number, record: keep(index.images, record, "id"),
+        "annotations": lambda number, record: keep(index.annotations, record, "image_id"),
+        "categories": on_category,
+    }
+    digest, _ = stream_coco(annotations_url, callbacks)
+    if digest != sha256:
+        raise ValueError(
+            f"{annotations_url} changed after the sample was planned (sha256 {digest[:12]},"
+            f" planned {sha256[:12]}): run the stage again"
+        )
     return index
-
-
-def _list(url: str, dataset: dict[str, Any], name: str) -> list[Any]:
-    value = dataset.get(name, [])
-    if not isinstance(value, list):
-        raise ValueError(f"{url}: `{name}` is {type(value).__name__}, not a list")
-    return value
 
 
 def _record_id(url: str, name: str, number: int, record: Any, key: str = "id") -> Any:
     """The image id a record belongs to: an int or a non-empty string, else a ValueError."""
     value = record.get(key) if isinstance(record, dict) else None
-    if not (type(value) is int or (isinstance(value, str) and value)):
+    if not _hashable(value) or value == "":
         raise ValueError(f"{url}: {name}[{number}] has no usable `{key}` ({value!r})")
     return value
 
@@ -101,28 +135,39 @@ def _hashable(value: Any) -> bool:
     return type(value) is int or isinstance(value, str)
 
 
-def plan_units(params: CocoParams, seed: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Unit]:
-    """Select `params.n` images by seeded hash; units are fixed blocks of image-id order."""
+def plan_units(params: CocoParams, seed: int) -> list[Unit]:
+    """Select `params.n` images of one COCO-format dataset by seeded hash; units are fixed
+    blocks of image-id order, keyed `<name>/<id>`. With `only_annotated`, the candidates are
+    the images with an annotation for the dataset's role (COCO's keypoints file lists every
+    train image, half of them without a person). Planning holds only image ids: each unit
+    streams the annotations file again for its own images (`iter_unit`)."""
     if params.n == 0:
         return []
     if not params.annotations:
-        raise ValueError("sample.coco.annotations is empty, but sample.coco.n > 0")
-    index = load_coco(params.annotations)
-    image_ids = sorted(index.images, key=_id_order)
+        raise ValueError(f"sample.coco dataset {params.name}: annotations is empty, but n > 0")
+    role = tuple(params.tasks) if params.only_annotated else None
+    image_ids, digest = scan_image_ids(params.annotations, role)
     same_item: dict[str, list[Any]] = {}  # 7 and "000000000007" are one item id
-    for image_id in image_ids:
+    for image_id in sorted(set(image_ids), key=_id_order):
         same_item.setdefault(source_id(image_id), []).append(image_id)
-    numbered = [(n, ids) for n, ids in enumerate(same_item.values())]
-    candidates = ((f"{SOURCE}/{source_id(ids[0])}", (n, ids)) for n, ids in numbered)
+    del image_ids
+    numbered = enumerate(same_item.items())
+    candidates = ((f"{params.name}/{item}", (n, ids)) for n, (item, ids) in numbered)
     blocks: dict[int, list[tuple[str, dict[str, Any]]]] = {}
     for _, (number, ids) in bottom_k_items(candidates, params.n, seed):
-        info = image_info(index, ids[0], max_pixels)
-        if len(ids) > 1:
-            message = f"image ids {ids!r} name the same item"
-            info = {"error": "duplicate_id", "message": message}
-        blocks.setdefault(number // params.block_images, []).append((source_id(ids[0]), info))
+        item = (source_id(ids[0]), {"image_ids": ids})
+        blocks.setdefault(number // params.block_images, []).append(item)
     return [
-        Unit(SOURCE, f"{SOURCE}-{block:06d}", params.images, tuple(sorted(items)))
+        Unit(
+            params.name,
+            f"{params.name}-{block:06d}",
+            params.images,
+            tuple(sorted(items)),
+            tasks=tuple(params.tasks),
+            reader=SOURCE,
+            annotations=params.annotations,
+            annotations_sha256=digest,
+        )
         for block, items in sorted(blocks.items())
     ]
 
@@ -319,23 +364,42 @@ def _keypoints(
 
 
 def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
-    """Fetch and validate every selected image of one block, in id order."""
-    for image_id, info in unit.items:
-        key = f"{SOURCE}/{image_id}"
+    """Stream the unit's records from the annotations file, then fetch and validate every
+    selected image of the block, in id order."""
+    wanted = {image_id for _, info in unit.items for image_id in info["image_ids"]}
+    index = read_index(unit.annotations, wanted, unit.annotations_sha256)
+    for item_id, info in unit.items:
+        key = f"{unit.source}/{item_id}"
         try:
-            yield Outcome(key, row=_row(unit, image_id, info, params.max_pixels))
+            yield Outcome(key, row=_row(unit, item_id, _info(index, info, params), params))
         except ItemError as error:
             yield Outcome(key, error=error)
         except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
             yield Outcome(key, error=unexpected_error(error))
 
 
-def _row(unit: Unit, image_id: str, info: dict[str, Any], max_pixels: int) -> dict[str, Any]:
+def _info(index: CocoIndex, info: dict[str, Any], params: SampleParams) -> dict[str, Any]:
+    ids = info["image_ids"]
+    if len(ids) > 1:
+        return {"error": "duplicate_id", "message": f"image ids {ids!r} name the same item"}
+    return image_info(index, ids[0], params.max_pixels)
+
+
+def _row(unit: Unit, item_id: str, info: dict[str, Any], params: SampleParams) -> dict[str, Any]:
     if "error" in info:
         raise ItemError(info["error"], info["message"])
     url = join_url(unit.location, info["file_name"])
     data = read_bytes(url)
-    row = sample_row(SOURCE, image_id, unit.name, url, data, info["annotations"], max_pixels)
+    row = sample_row(
+        unit.source,
+        item_id,
+        unit.name,
+        url,
+        data,
+        info["annotations"],
+        params.max_pixels,
+        tasks=unit.tasks,
+    )
     if (row["width"], row["height"]) != (info["width"], info["height"]):
         raise ItemError(
             "size_mismatch",

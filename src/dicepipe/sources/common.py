@@ -7,7 +7,7 @@ import io
 import json
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +30,22 @@ from dicepipe.sampling import pixel_draw
 
 @dataclass(frozen=True)
 class Unit:
-    """One input shard: an OpenImages index block or one SA-1B tar, with its selected items."""
+    """One input shard (an OpenImages index block, one SA-1B tar, a block of a COCO-format
+    dataset's images, a range of rendered scenes) with its selected items."""
 
-    source: str
+    source: str  # the dataset: key prefix and `source` column (openimages, coco_rem, ...)
     name: str  # stable, file-name safe, e.g. "openimages-000000", "sa1b-sa_000001"
     location: str  # images root or tar path/URL
     items: tuple[tuple[str, dict[str, Any]], ...] = field(default=())  # (source_id, info)
+    tasks: tuple[str, ...] = ()  # the tasks its items' annotations feed (the rows' `tasks`)
+    reader: str = ""  # the source module reading it when not `source` (COCO-format datasets)
+    annotations: str = ""  # COCO-format: the annotations file its items are streamed from
+    annotations_sha256: str = ""  # ... as planned; part of the unit's fingerprint
+
+    @property
+    def module(self) -> str:
+        """The name of the source module that reads this unit."""
+        return self.reader or self.source
 
 
 @dataclass(frozen=True)
@@ -114,13 +124,15 @@ def sample_row(
     annotations: list[dict[str, Any]],
     max_pixels: int,
     rotate_ccw: int = 0,
+    *,
+    tasks: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Validate and canonicalise one item's image into a row of `records.SAMPLE_SCHEMA`.
 
     `rotate_ccw` (a multiple of 90) turns the decoded, EXIF-upright image counterclockwise;
     a turned image is stored as PNG so that every reader sees the same pixels. The EXIF
     focal length is read from the original bytes here (`focal_px`), since a re-encoded image
-    has no EXIF left.
+    has no EXIF left. `tasks` are the tasks the annotations feed (the unit's role).
     """
     size = None if rotate_ccw % 360 else _plain_jpeg_size(data, max_pixels)
     if size is not None:
@@ -142,6 +154,7 @@ def sample_row(
         "height": height,
         "annotations": json.dumps(annotations, sort_keys=True, separators=(",", ":")),
         "focal_px": exif_focal_px(data, width, height),
+        "tasks": list(tasks),
     }
 
 

@@ -57,6 +57,8 @@ READ_FIELDS = (
     "max_member_mb",
 )
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+POINT_TASKS = ("point_segmentation",)
+ENTITY_TASKS = ("point_segmentation", "entity_segmentation")
 _PAIR = (".jpg", ".json")
 
 
@@ -95,6 +97,7 @@ def list_stems(tar_url: str) -> tuple[list[str], ItemError | None]:
 
 def plan_units(params: Sa1bParams, seed: int) -> list[Unit]:
     """Select `params.n` images over all tars by seeded hash; one unit per tar with a pick.
+    Its masks feed point-prompted segmentation, and entity segmentation when `params.entity`.
 
     A tar whose listing fails adds one item keyed by the tar's file name, quarantined with the
     reason, so a broken tar shows up in the counts instead of silently contributing nothing.
@@ -113,8 +116,9 @@ def plan_units(params: Sa1bParams, seed: int) -> list[Unit]:
         if problem is not None:
             info = {"tar_problem": problem.reason, "message": problem.message}
             per_tar[tar].append((posixpath.basename(tar), info))
+    tasks = ENTITY_TASKS if params.entity else POINT_TASKS
     return [
-        Unit(SOURCE, unit_name(SOURCE, _tar_stem(tar)), tar, tuple(sorted(items)))
+        Unit(SOURCE, unit_name(SOURCE, _tar_stem(tar)), tar, tuple(sorted(items)), tasks)
         for tar, items in sorted(per_tar.items())
         if items
     ]
@@ -317,7 +321,10 @@ def _pair_outcome(
         if problem is not None:
             raise problem
         origin = f"{unit.location}::{stem}.jpg"
-        row = sample_row(SOURCE, stem, unit.name, origin, parts[".jpg"], [], params.max_pixels)
+        image = parts[".jpg"]
+        row = sample_row(
+            SOURCE, stem, unit.name, origin, image, [], params.max_pixels, tasks=unit.tasks
+        )
         height, width = row["height"], row["width"]
         annotations = parse_annotations(parts[".json"], width, height)
         kept, dropped, rles = select_annotations(annotations, height, width, params.sa1b)

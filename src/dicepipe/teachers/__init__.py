@@ -16,8 +16,10 @@ __all__ = [
     "TeacherInput",
     "build_model_teacher",
     "built_teacher",
+    "check_teacher",
     "configure_torch",
     "make_teacher",
+    "model_device",
     "shared_teacher",
 ]
 
@@ -26,6 +28,7 @@ __all__ = [
 _OUTPUT_PARAMS = (
     "weights",
     "normals",
+    "normals_weights",
     "dtype",
     "use_exif_focal",
     "geometry",
@@ -61,8 +64,10 @@ _TEACHERS: dict[LabelParams, Teacher] = {}
 def shared_teacher(params: LabelParams) -> Teacher:
     """One teacher per process and params: tasks on the same worker share the loaded model.
 
-    Built under a lock: two task threads building at once would load the model twice, and
-    transformers' lazy imports are not safe to race (`cannot import name ...`).
+    The teachers live in this module's dict, one per process: a Dask worker process keeps
+    them across the tasks it runs (the task, pickled by value from the flow script, refers to
+    this module by name). Built under a lock: two task threads building at once would load
+    the model twice, and transformers' lazy imports are not safe to race.
     """
     with _BUILDING:
         if params not in _TEACHERS:
@@ -88,9 +93,27 @@ def make_teacher(params: LabelParams) -> Teacher:
     if params.teacher == "depth_pro":
         return build_model_teacher(params)
     settings = {name: asdict(params)[name] for name in _OUTPUT_PARAMS}
-    settings["device"] = _device_type(params.device)  # `auto` differs between machines
+    settings["device"] = _device_type(model_device(params))  # `auto` differs between machines
     fallback = f"depth_pro:{digest_of(settings)}"
     return AutoTeacher(exact, lambda: build_model_teacher(params), fallback)
+
+
+def check_teacher(params: LabelParams) -> None:
+    """Fail early (in the flow, before any worker starts) on a normals plug-in that does not
+    import; the model itself is loaded only where units are labelled."""
+    from dicepipe.teachers.plugin import is_plugin, resolve_factory
+
+    if is_plugin(params.normals):
+        resolve_factory(params.normals)
+
+
+def model_device(params: LabelParams) -> str:
+    """The device of the model teachers: `auto` under a dask-cuda runner is the worker's own
+    GPU (`cuda`, which LocalCUDACluster or `dask cuda worker` makes its cuda:0), never a
+    silent fall back to the CPU; otherwise `label.device`."""
+    if params.runner.pins_gpus and params.device == "auto":
+        return "cuda"
+    return params.device
 
 
 def _device_type(device: str) -> str:
@@ -103,34 +126,41 @@ def _device_type(device: str) -> str:
 
 
 def build_model_teacher(params: LabelParams, *, cached: bool = True) -> Teacher:
-    """Depth Pro (+ geometry or Marigold normals), behind the per-item label cache."""
+    """Depth Pro (+ geometry, Marigold or plug-in normals), behind the per-item label cache."""
     from dicepipe.teachers.cache import CachedTeacher
     from dicepipe.teachers.depth_pro import DepthProTeacher
 
     depth = DepthProTeacher(
         params.weights,
-        device=params.device,
+        device=model_device(params),
         dtype=params.dtype,
         batch_size=params.batch_size,
         use_exif_focal=params.use_exif_focal,
         allow_download=params.allow_download,
         torch_threads=params.torch_threads,
     )
-    teacher: Teacher = depth
+    teacher = _with_normals(params, depth)
+    return CachedTeacher(teacher, params.cache_dir) if cached else teacher
+
+
+def _with_normals(params: LabelParams, depth: Teacher) -> Teacher:
+    """The teacher that adds `params.normals` to the depth teacher's labels."""
+    if params.normals == "none":
+        return depth
     if params.normals == "geometry":
         from dicepipe.teachers.normals import GeometryNormalsTeacher
 
-        teacher = GeometryNormalsTeacher(
+        return GeometryNormalsTeacher(
             depth,
             max_relative_jump=params.geometry.max_relative_jump,
             step=params.geometry.step,
-            device=params.device,
+            device=model_device(params),
         )
-    elif params.normals == "marigold":
+    if params.normals == "marigold":
         from dicepipe.teachers.marigold import MarigoldNormalsTeacher
 
         m = params.marigold
-        teacher = MarigoldNormalsTeacher(
+        return MarigoldNormalsTeacher(
             m.weights,
             depth_teacher=depth,
             num_inference_steps=m.num_inference_steps,
@@ -138,8 +168,10 @@ def build_model_teacher(params: LabelParams, *, cached: bool = True) -> Teacher:
             processing_resolution=m.processing_resolution,
             seed=m.seed,
             batch_size=params.batch_size,
-            device=params.device,
+            device=model_device(params),
             dtype=params.dtype,
             allow_download=params.allow_download,
         )
-    return CachedTeacher(teacher, params.cache_dir) if cached else teacher
+    from dicepipe.teachers.plugin import build_plugin_normals
+
+    return build_plugin_normals(params, depth)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dicepipe.teachers.base import Label, Teacher, TeacherInput
+from dicepipe.teachers.base import Label, Teacher, TeacherBuildError, TeacherInput
 from dicepipe.teachers.ground_truth import GroundTruthTeacher
+from dicepipe.weights import MissingWeightsError
 
 
 class AutoTeacher:
@@ -30,7 +31,17 @@ class AutoTeacher:
         rest = [item for item in batch if not self.exact.has_label(item)]
         labels = {label.key: label for label in self.exact.label(exact)}
         if rest:
-            if self._fallback is None:
-                self._fallback = self._build_fallback()
-            labels.update((label.key, label) for label in self._fallback.label(rest))
+            labels.update((label.key, label) for label in self._model().label(rest))
         return [labels[item.key] for item in batch]
+
+    def _model(self) -> Teacher:
+        """The fallback teacher, built on first use; a failure to build it stops the stage."""
+        if self._fallback is None:
+            try:
+                self._fallback = self._build_fallback()
+            except MissingWeightsError:
+                raise
+            except Exception as error:
+                message = f"the model teacher could not be built: {type(error).__name__}: {error}"
+                raise TeacherBuildError(message) from error
+        return self._fallback

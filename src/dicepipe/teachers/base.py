@@ -44,3 +44,8 @@ class Teacher(Protocol):
     def label(self, batch: Sequence[TeacherInput]) -> list[Label]:
         """Label a batch of images; returns one Label per input, in order."""
         ...
+
+
+class TeacherBuildError(RuntimeError):
+    """A model teacher that could not be built (bad device, plug-in or checkpoint): a
+    configuration problem that stops the stage rather than quarantining every item."""

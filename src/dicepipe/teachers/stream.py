@@ -14,7 +14,7 @@ from typing import Any
 
 from dicepipe.imageio import exif_focal_px
 from dicepipe.records import ItemError
-from dicepipe.teachers.base import Label, Teacher, TeacherInput
+from dicepipe.teachers.base import Label, Teacher, TeacherBuildError, TeacherInput
 from dicepipe.weights import MissingWeightsError
 
 __all__ = ["StreamItem", "StreamResult", "exif_focal_px", "label_isolated", "label_stream"]
@@ -137,7 +137,7 @@ def label_isolated(teacher: Teacher, inputs: Sequence[TeacherInput]) -> list[Lab
         return []
     try:
         labels = list(teacher.label(inputs))
-    except MissingWeightsError:
+    except (MissingWeightsError, TeacherBuildError):
         raise  # a configuration problem: stop the stage, it is no item's fault
     except Exception as error:
         if len(inputs) == 1:
@@ -151,7 +151,7 @@ def label_isolated(teacher: Teacher, inputs: Sequence[TeacherInput]) -> list[Lab
 def _label_one(teacher: Teacher, item: TeacherInput) -> Label | ItemError:
     try:
         return teacher.label([item])[0]
-    except MissingWeightsError:
+    except (MissingWeightsError, TeacherBuildError):
         raise
     except Exception as error:
         return _item_error(error)

@@ -24,7 +24,16 @@ from dicepipe.sources.synthetic.corpus import (
 from dicepipe.sources.synthetic.render import render_scene
 
 W, H = 64, 48
-SMALL = {"n_openimages": 4, "n_sa1b": 3, "images_per_tar": 2, "n_coco": 2, "width": W, "height": H}
+SMALL = {
+    "n_openimages": 4,
+    "n_sa1b": 3,
+    "images_per_tar": 2,
+    "n_coco": 2,
+    "width": W,
+    "height": H,
+    "n_coco_rem": 2,
+    "n_entityv2": 3,
+}
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -53,7 +62,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(corpus, tmp_path
     write_sample_corpus(tmp_path / "other", seed=1, **SMALL)
     first = _digests(root)
     assert first == _digests(tmp_path / "again")
-    assert len(first) == summary["files"] == 4 + 1 + 2 + 2 + 1 + 9
+    assert len(first) == summary["files"] == 4 + 1 + 2 + 2 + 1 + 9 + (2 + 1) + (3 + 1)
     assert summary["bytes"] == sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert set(first.values()).isdisjoint(_digests(tmp_path / "other").values())
 
@@ -195,3 +204,32 @@ def test_main_writes_a_corpus(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["openimages"] == 2 and summary["sa1b_tars"] == 1 and summary["coco"] == 1
     assert (tmp_path / "sa1b" / "sa_000000.tar").is_file()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "json_name", "kinds"),
+    [
+        ("coco_rem", "instances_trainrem.json", {"person", "sphere", "box", "cylinder"}),
+        ("entityv2", "entityseg_train_lr.json", None),
+    ],
+)
+def test_instance_datasets_in_their_release_layout(corpus, dataset, json_name, kinds):
+    root, summary = corpus
+    document = json.loads((root / dataset / "annotations" / json_name).read_text())
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    assert kinds is None or set(names.values()) == kinds
+    assert len(document["images"]) == summary[dataset]
+    assert len(document["annotations"]) == summary[f"{dataset}_annotations"] > 0
+    folder = root / dataset / ("train2017" if dataset == "coco_rem" else "images")
+    for image in document["images"]:
+        assert (folder / image["file_name"]).is_file()
+        if dataset == "entityv2":
+            assert image["file_name"].startswith("entity_01_11580/")
+    for annotation in document["annotations"]:
+        mask = mask_utils.decode(
+            dict(annotation["segmentation"], counts=annotation["segmentation"]["counts"].encode())
+        )
+        assert mask.shape == (H, W) and int(mask.sum()) == annotation["area"] > 0
+        assert annotation["category_id"] in names and annotation["iscrowd"] == 0
+    if dataset == "entityv2":  # every region is an entity: room surfaces too
+        assert {"floor", "wall"} <= {names[a["category_id"]] for a in document["annotations"]}

@@ -6,8 +6,13 @@ on-disk layouts, plus the exact labels the ground-truth teacher reads.
 Layout under the output folder:
     openimages/image_ids.csv, openimages/images/<ImageID>.jpg
     sa1b/sa_000000.tar, ... (sa_<id>.jpg + sa_<id>.json pairs)
-    coco/images/<12-digit id>.jpg, coco/annotations/person_keypoints.json
-    labels/<source>/<source_id>.npz (depth, normals, instances, instance_kinds, focal_px)
+    coco/images/<12-digit id>.jpg, coco/annotations/person_keypoints.json (pose)
+    coco_rem/train2017/<12-digit id>.jpg, coco_rem/annotations/instances_trainrem.json
+        (COCO-Rem's release: RLE instance masks with categories; semantic segmentation)
+    entityv2/images/entity_01_11580/<name>.jpg, entityv2/annotations/entityseg_train_lr.json
+        (EntitySeg's release: every region an entity, things and stuff; entity segmentation)
+    labels/<source>/<source_id>.npz (depth, normals, instances, instance_kinds, focal_px) for
+        openimages, sa1b and coco
 
 The same seed gives the same bytes in every file.
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dicepipe.sources.synthetic import formats as fmt
+from dicepipe.sources.synthetic.layout import KINDS
 from dicepipe.sources.synthetic.people import KEYPOINT_NAMES, SKELETON
 from dicepipe.sources.synthetic.render import Scene, render_scene
 
@@ -208,6 +214,65 @@ def write_coco(out: _Writer, seed: int, n: int, width: int, height: int) -> int:
     return len(annotations)
 
 
+# Category tables of the instance datasets: the renderer's kinds. COCO-Rem annotates objects
+# only (COCO's "things"); EntitySeg annotates every region, stuff included.
+COCO_REM_CATEGORIES = {"person": 1, "sphere": 2, "box": 3, "cylinder": 4}
+ENTITY_CATEGORIES = {kind: number for number, kind in enumerate(KINDS, start=1)}
+ENTITY_FOLDER = "entity_01_11580"  # EntitySeg ships its images in numbered folders
+
+
+def instance_annotations(
+    scene: Scene, image_id: int, first_id: int, categories: dict[str, int]
+) -> list[dict]:
+    """COCO-format RLE instance annotations of the scene's instances whose kind has a category."""
+    annotations = []
+    for number, kind in enumerate(scene.instance_kinds, start=1):
+        mask = scene.instances == number
+        if kind not in categories or not mask.any():
+            continue
+        segmentation, area, bbox = fmt.encode_mask(mask)
+        annotations.append(
+            {
+                "id": first_id + len(annotations),
+                "image_id": image_id,
+                "category_id": categories[kind],
+                "segmentation": segmentation,
+                "area": area,
+                "bbox": bbox,
+                "iscrowd": 0,
+            }
+        )
+    return annotations
+
+
+def write_instances(out: _Writer, dataset: str, seed: int, n: int, width: int, height: int) -> int:
+    """`coco_rem` or `entityv2` images and annotations JSON in that release's layout; returns
+    the number of annotations."""
+    categories = COCO_REM_CATEGORIES if dataset == "coco_rem" else ENTITY_CATEGORIES
+    images, annotations = [], []
+    for index in range(n):
+        render = item_seed(seed, dataset, index)
+        image_id = seed * 1_000 + index + 1
+        scene = render_scene(render, width, height, n_people=index % 2)
+        if dataset == "coco_rem":
+            file_name, folder = f"{image_id:012d}.jpg", "coco_rem/train2017"
+        else:
+            file_name, folder = f"{ENTITY_FOLDER}/{render:016x}.jpg", "entityv2/images"
+        out.put(f"{folder}/{file_name}", fmt.jpeg_bytes(scene.rgb))
+        images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+        annotations += instance_annotations(scene, image_id, image_id * 100, categories)
+    names = sorted(categories.items(), key=lambda pair: pair[1])
+    document = {
+        "info": {"description": f"dicepipe synthetic sample in {dataset}'s layout"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": number, "name": name} for name, number in names],
+    }
+    json_name = "instances_trainrem.json" if dataset == "coco_rem" else "entityseg_train_lr.json"
+    out.put(f"{dataset}/annotations/{json_name}", json.dumps(document).encode("utf-8"))
+    return len(annotations)
+
+
 def write_sample_corpus(
     out_dir: Path,
     seed: int = 0,
@@ -217,10 +282,13 @@ def write_sample_corpus(
     n_coco: int = 4,
     width: int = 192,
     height: int = 144,
+    n_coco_rem: int = 6,
+    n_entityv2: int = 6,
 ) -> dict:
     """Render and write the whole sample corpus under `out_dir`; returns a summary of counts
     and bytes. Existing files of the same names are overwritten; others are left alone."""
-    if min(n_openimages, n_sa1b, n_coco) < 0 or images_per_tar < 1 or min(width, height) < 8:
+    counts = (n_openimages, n_sa1b, n_coco, n_coco_rem, n_entityv2)
+    if min(counts) < 0 or images_per_tar < 1 or min(width, height) < 8:
         raise ValueError("counts must be >= 0, images_per_tar >= 1 and images at least 8x8")
     out = _Writer(Path(out_dir))
     tars = write_sa1b(out, seed, n_sa1b, images_per_tar, width, height)
@@ -232,6 +300,10 @@ def write_sample_corpus(
         "sa1b_tars": tars,
         "coco": n_coco,
         "coco_people": write_coco(out, seed, n_coco, width, height),
+        "coco_rem": n_coco_rem,
+        "coco_rem_annotations": write_instances(out, "coco_rem", seed, n_coco_rem, width, height),
+        "entityv2": n_entityv2,
+        "entityv2_annotations": write_instances(out, "entityv2", seed, n_entityv2, width, height),
         "labels": n_openimages + n_sa1b + n_coco,
         "files": out.files,
         "bytes": out.bytes,
@@ -247,13 +319,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-sa1b", type=int, default=12)
     parser.add_argument("--images-per-tar", type=int, default=6)
     parser.add_argument("--n-coco", type=int, default=4)
+    parser.add_argument("--n-coco-rem", type=int, default=6)
+    parser.add_argument("--n-entityv2", type=int, default=6)
     parser.add_argument("--width", type=int, default=192)
     parser.add_argument("--height", type=int, default=144)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     summary = write_sample_corpus(
         args.out, args.seed, args.n_openimages, args.n_sa1b, args.images_per_tar,
-        args.n_coco, args.width, args.height,
+        args.n_coco, args.width, args.height, args.n_coco_rem, args.n_entityv2,
     )  # fmt: skip
     summary["seconds"] = round(time.perf_counter() - started, 2)
     print(json.dumps(summary, indent=2))

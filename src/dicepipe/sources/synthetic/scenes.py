@@ -30,6 +30,8 @@ from dicepipe.sources.synthetic.render import Scene, render_scene
 
 SOURCE = "synthetic"
 READ_FIELDS = ("width", "height", "people_prob", "split", "points")
+# exact instance masks (class-agnostic) and keypoints: what the rendered annotations feed
+TASKS = ("point_segmentation", "entity_segmentation", "pose")
 _ID = re.compile(r"(\d{7})\.([0-9a-f]{16})\.(\d)")
 
 
@@ -40,7 +42,7 @@ def plan_units(params: SyntheticParams, seed: int) -> list[Unit]:
         indices = range(start, min(params.n, start + params.per_unit))
         items = [(scene_id(seed, params, i), {"index": i}) for i in indices]
         name = unit_name(SOURCE, params.split, f"{start:07d}")
-        units.append(Unit(SOURCE, name, f"render:{params.split}", tuple(items)))
+        units.append(Unit(SOURCE, name, f"render:{params.split}", tuple(items), TASKS))
     return units
 
 
@@ -83,6 +85,7 @@ def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
                     encode_png(scene.rgb),
                     annotations,
                     params.max_pixels,
+                    tasks=unit.tasks,
                 ),
             )
         except ItemError as error:
