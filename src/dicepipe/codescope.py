@@ -72,6 +72,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # Not _SHARED: training runs no Prefect units, so data-stage plumbing is not its code.
     "train": (
         *_CORE,
+        "imageio.py",
         "sampling.py",
         "weights.py",
         "shards/__init__.py",

@@ -162,6 +162,21 @@ def canonical_image_bytes(
     return encode_png(decoded.rgb), decoded
 
 
+def resize_square(image: np.ndarray, resolution: int, nearest: bool = False) -> np.ndarray:
+    """`image` resized to resolution x resolution, the one resize of training and inference:
+    area averaging when shrinking, bilinear when enlarging, nearest neighbour for targets
+    whose colours must stay exact (`nearest`)."""
+    if image.shape[:2] == (resolution, resolution):
+        return image
+    if nearest:
+        interpolation = cv2.INTER_NEAREST
+    elif image.shape[0] * image.shape[1] > resolution * resolution:
+        interpolation = cv2.INTER_AREA
+    else:
+        interpolation = cv2.INTER_LINEAR
+    return cv2.resize(image, (resolution, resolution), interpolation=interpolation)
+
+
 def encode_png(rgb: np.ndarray, compression: int = 6) -> bytes:
     """Encode an (H, W, 3) or (H, W) uint8 array as PNG, deterministically."""
     array = _check_uint8(rgb)

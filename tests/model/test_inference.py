@@ -86,3 +86,17 @@ def test_bad_requests_exit_non_zero_with_a_clear_message(
 def test_a_folder_without_a_model_is_refused(tmp_path, capsys):
     assert _predict(tmp_path, tmp_path / "out", "--task", "depth", str(PHOTO)) == 2
     assert "not a model folder" in capsys.readouterr().out
+
+
+def test_predict_resizes_its_input_exactly_as_the_training_loader():
+    import torch
+
+    from dicepipe.imageio import encode_png
+    from dicepipe.model.inference import to_input
+    from dicepipe.train.loader import decode_rgb, to_tensor
+
+    rng = np.random.default_rng(0)
+    for height, width in ((20, 30), (90, 120)):  # enlarged (bilinear) and shrunk (area)
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        trained = to_tensor(decode_rgb(encode_png(rgb), 48, nearest=False))
+        assert torch.equal(to_input(rgb, 48)[0], trained)

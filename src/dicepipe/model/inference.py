@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dicepipe.imageio import ImageDecodeError, decode_image, encode_png
+from dicepipe.imageio import ImageDecodeError, decode_image, encode_png, resize_square
 from dicepipe.storage import atomic_write, write_json
 
 from .diception import DiceptionModel
@@ -87,9 +87,7 @@ def pixel_points(points: list[tuple[float, float]], width: int, height: int) -> 
 
 def to_input(rgb: np.ndarray, resolution: int) -> torch.Tensor:
     """(1, 3, r, r) float in [-1, 1], resized as the training loader resizes."""
-    import cv2
-
-    resized = cv2.resize(rgb, (resolution, resolution), interpolation=cv2.INTER_AREA)
+    resized = np.ascontiguousarray(resize_square(rgb, resolution))
     return torch.from_numpy(resized).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from dicepipe.imageio import resize_square
 from dicepipe.sampling import stable_hash
 from dicepipe.shards.manifest import shard_paths
 from dicepipe.storage import digest_of
@@ -107,11 +108,8 @@ def decode_rgb(data: bytes, resolution: int | None, nearest: bool) -> np.ndarray
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if bgr is None:
         raise ValueError("undecodable image bytes in a shard")
-    if resolution is not None and bgr.shape[:2] != (resolution, resolution):
-        shrink = bgr.shape[0] * bgr.shape[1] > resolution * resolution
-        smooth = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        size = (resolution, resolution)
-        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_NEAREST if nearest else smooth)
+    if resolution is not None:
+        bgr = resize_square(bgr, resolution, nearest)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
