@@ -3,7 +3,7 @@
     python bench/label.py            # tiny random Depth Pro on the CPU
     python bench/label.py --full     # full-size Depth Pro architecture, random weights (GPU)
 
-Rows: `stream` = JPEG bytes decoded in DataLoader workers + preprocess + forward + postprocess
+Rows: `stream` = JPEG bytes decoded by decode threads + preprocess + forward + postprocess
 (label_stream); `label` = the same on pre-decoded arrays (teacher.label); `bare` = only
 model(pixel_values) on pre-decoded, pre-resized batches. Ratios are throughput / bare; each
 path is timed in interleaved rounds and the best round counts (shared machines are noisy).

@@ -213,7 +213,7 @@ class LabelParams:
     ground_truth_dir: str = "data/sample/labels"
     sources: tuple[str, ...] = ("openimages",)
     batch_size: int = bounded(8, lo=1)
-    num_workers: int = bounded(2, lo=0)  # DataLoader workers decoding images
+    num_workers: int = bounded(2, lo=0)  # threads decoding images ahead of the teacher
     # torch CPU threads of the labelling, set in every task whatever the runner (Dask workers
     # default to 1, thread runners to all cores; the count changes float results)
     torch_threads: int = bounded(1, lo=1)

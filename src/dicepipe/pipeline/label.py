@@ -34,8 +34,8 @@ def run_unit(
 ) -> dict[str, Any]:
     """Label every item of one sample unit into `<out_dir>/<unit>.parquet`.
 
-    Images are decoded in DataLoader workers and labelled in batches; an item the teacher
-    fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
+    Images are decoded by threads ahead of the teacher and labelled in batches; an item the
+    teacher fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
     torch is configured from the params first (`configure_torch`), so every runner's workers
     compute the same labels. The focal length comes from the sample row (EXIF read at sample
     time), since the image bytes may have been re-encoded without EXIF.

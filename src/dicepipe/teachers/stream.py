@@ -1,15 +1,23 @@
-"""Feed a teacher from encoded images: decode in DataLoader workers, pin, label in batches.
+"""Feed a teacher from encoded images: decode in a thread pool, label in batches.
 
-The items iterable is consumed lazily in the main process and handed to the workers through
-the DataLoader's sampler, so it is read once however many workers decode; results come back
-in input order. A bad image or a failing item becomes a result with an ItemError, never an
-exception that ends the stream.
+Decoding runs in threads, not DataLoader worker processes: the image decoders release the
+GIL, so threads decode in parallel (and beside the teacher's forward pass, which releases it
+too), and no process is forked. Forking is what a stage must not do: its Prefect task runner
+has other threads, one of which may hold an import or library lock at the moment of the
+fork; the child then waits on that lock forever (seen: a label stage hung on an import hook's
+lock inside a DataLoader worker). Threads also work inside daemonic Dask workers, which may
+not have children. The items iterable is consumed lazily, at most `prefetch_factor + 1`
+batches ahead; results come back in input order. A bad image or a failing item becomes a
+result with an ItemError, never an exception that ends the stream.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from dicepipe.imageio import exif_focal_px
@@ -17,7 +25,14 @@ from dicepipe.records import ItemError
 from dicepipe.teachers.base import Label, Teacher, TeacherBuildError, TeacherInput
 from dicepipe.weights import MissingWeightsError
 
-__all__ = ["StreamItem", "StreamResult", "exif_focal_px", "label_isolated", "label_stream"]
+__all__ = [
+    "StreamItem",
+    "StreamResult",
+    "decoded_batches",
+    "exif_focal_px",
+    "label_isolated",
+    "label_stream",
+]
 
 
 @dataclass(frozen=True)
@@ -42,9 +57,7 @@ class StreamResult:
 
 
 def decode_item(item: StreamItem) -> dict[str, Any]:
-    """Decode one item (runs in a worker): upright RGB uint8 tensor plus its metadata."""
-    import torch
-
+    """Decode one item: upright RGB uint8 array plus its metadata, or the decode error."""
     from dicepipe.imageio import ImageDecodeError, decode_image
 
     out: dict[str, Any] = {"key": item.key, "source": item.source, "source_id": item.source_id}
@@ -54,17 +67,9 @@ def decode_item(item: StreamItem) -> dict[str, Any]:
         return {**out, "error": (error.reason, str(error))}
     except Exception as error:  # any decoder crash quarantines only this item
         return {**out, "error": ("decode_error", f"{type(error).__name__}: {error}")}
-    rgb = rgb if rgb.flags.writeable else rgb.copy()  # torch refuses read-only buffers
     height, width = rgb.shape[:2]
     focal = item.focal_px or exif_focal_px(item.data, width, height)
-    return {**out, "image": torch.from_numpy(rgb), "focal_px": focal, "error": None}
-
-
-class _DecodeDataset:
-    """Map-style dataset whose "indices" are the StreamItems themselves (sent by the sampler)."""
-
-    def __getitem__(self, item: StreamItem) -> dict[str, Any]:
-        return decode_item(item)
+    return {**out, "image": rgb, "focal_px": focal, "error": None}
 
 
 def _as_item(item: StreamItem | tuple[str, bytes]) -> StreamItem:
@@ -75,8 +80,23 @@ def _as_item(item: StreamItem | tuple[str, bytes]) -> StreamItem:
     raise TypeError(f"items must be StreamItem or (key, bytes), got {type(item).__name__}")
 
 
-def _keep_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return batch
+def decoded_batches(
+    items: Iterable[StreamItem], batch_size: int, num_workers: int, prefetch_factor: int = 2
+) -> Iterator[list[dict[str, Any]]]:
+    """`decode_item` of every item, in batches and in input order, decoded by `num_workers`
+    threads (0: in this thread) while up to `prefetch_factor` further batches are decoded."""
+    chunks = iter(lambda: list(islice(items, batch_size)), [])
+    if num_workers == 0:
+        yield from ([decode_item(item) for item in chunk] for chunk in chunks)
+        return
+    pending: deque[list[Future[dict[str, Any]]]] = deque()
+    with ThreadPoolExecutor(num_workers, thread_name_prefix="decode") as pool:
+        for chunk in chunks:
+            pending.append([pool.submit(decode_item, item) for item in chunk])
+            if len(pending) > prefetch_factor:
+                yield [future.result() for future in pending.popleft()]
+        while pending:
+            yield [future.result() for future in pending.popleft()]
 
 
 def label_stream(
@@ -84,37 +104,22 @@ def label_stream(
     items: Iterable[StreamItem | tuple[str, bytes]],
     batch_size: int = 8,
     num_workers: int = 2,
-    pin_memory: bool | None = None,
     prefetch_factor: int = 2,
 ) -> Iterator[StreamResult]:
-    """Label `items` with `teacher`, decoding in `num_workers` DataLoader workers.
-
-    pin_memory: None -> pin when CUDA is available (so host->device copies are non-blocking).
-    """
-    import torch
-    from torch.utils.data import DataLoader
-
-    if batch_size < 1 or num_workers < 0:
-        raise ValueError(f"need batch_size >= 1, num_workers >= 0; got {batch_size}, {num_workers}")
-    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
-    num_workers = usable_workers(num_workers)
-    loader = DataLoader(
-        _DecodeDataset(),  # type: ignore[arg-type]
-        sampler=(_as_item(item) for item in items),  # type: ignore[arg-type]
-        batch_size=batch_size,
-        collate_fn=_keep_list,
-        num_workers=num_workers,
-        pin_memory=pin,
-        prefetch_factor=prefetch_factor if num_workers else None,
-    )
-    for batch in loader:
+    """Label `items` with `teacher` in batches of `batch_size`, decoding in `num_workers`
+    threads ahead of the teacher."""
+    if batch_size < 1 or num_workers < 0 or prefetch_factor < 0:
+        message = f"{batch_size}, {num_workers}, {prefetch_factor}"
+        raise ValueError(f"need batch_size >= 1, num_workers, prefetch_factor >= 0; got {message}")
+    stream = (_as_item(item) for item in items)
+    for batch in decoded_batches(stream, batch_size, num_workers, prefetch_factor):
         yield from _label_batch(teacher, batch)
 
 
 def _label_batch(teacher: Teacher, batch: Sequence[dict[str, Any]]) -> list[StreamResult]:
     ready = [record for record in batch if record["error"] is None]
     inputs = [
-        TeacherInput(r["key"], r["source"], r["source_id"], r["image"].numpy(), r["focal_px"])
+        TeacherInput(r["key"], r["source"], r["source_id"], r["image"], r["focal_px"])
         for r in ready
     ]
     outcomes = iter(label_isolated(teacher, inputs))
@@ -161,11 +166,3 @@ def _item_error(error: Exception) -> ItemError:
     if isinstance(error, ItemError):
         return error
     return ItemError("teacher_error", f"{type(error).__name__}: {error}")
-
-
-def usable_workers(requested: int) -> int:
-    """DataLoader workers this process may start: none inside a daemonic process (a Dask or
-    multiprocessing worker may not have children), where decoding happens in-thread."""
-    import multiprocessing
-
-    return 0 if multiprocessing.current_process().daemon else requested
