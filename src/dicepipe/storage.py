@@ -43,6 +43,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of `atomic_path` (`.<name>.<random>.tmp`) anywhere under
+    `folder`: a SIGKILL leaves them behind. Only for a folder no process is writing to."""
+    leftovers = sorted(Path(folder).rglob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Call `write` on a file object for a temporary file, then rename it into place."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,18 +11,9 @@ import pytest
 import yaml
 
 from dicepipe.tasks import SHARD_TASKS
+from tests.project import copy_project
+from tests.project import run as _run
 
-REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = (
-    "dvc.yaml",
-    "params.yaml",
-    "pyproject.toml",
-    "flows",
-    "stages",
-    "src",
-    "data/sample",
-    ".dvcignore",
-)
 # The demo's data stages as they are; training and evaluation cut to a smoke size.
 QUICK = {
     ("train", "steps"): 6,
@@ -36,35 +24,9 @@ QUICK = {
 }
 
 
-def _run(args: list[str], cwd: Path) -> str:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["DVC_SITE_CACHE_DIR"] = str(cwd / ".cache" / "dvc-site")
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    return output
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for path, value in QUICK.items():
-        section = params
-        for key in path[:-1]:
-            section = section[key]
-        section[path[-1]] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], root)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    root = copy_project(tmp_path_factory.mktemp("project"), QUICK)
     _run([sys.executable, "-m", "dvc", "repro"], root)
     return root
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicepipe.records import QUARANTINE_SCHEMA, ItemError, quarantine_row
-from dicepipe.storage import read_fingerprint, write_parquet
+from dicepipe.storage import read_fingerprint, remove_temporaries, write_parquet
 
 ERRORS_DIR = "errors"
 SIDE_DIRS = (ERRORS_DIR, "notes")  # per-unit side tables kept beside the unit files
@@ -61,7 +61,10 @@ def unit_manifest(out_dir: Path, unit: str) -> dict[str, Any]:
 
 
 def remove_stale(out_dir: Path, units: Iterable[str]) -> list[str]:
-    """Delete unit files of an earlier plan that this plan no longer has; their names."""
+    """Delete unit files of an earlier plan that this plan no longer has, and the temporary
+    files a killed run left anywhere under `out_dir`; the unit files' names. Call it once
+    every unit is written (no write is in flight then)."""
+    remove_temporaries(out_dir)
     keep = {f"{u}.parquet" for u in units}
     stale = []
     for folder in (out_dir, *(out_dir / side for side in SIDE_DIRS)):

@@ -94,7 +94,9 @@ class DepthProTeacher:
 
     weights: local folder or hub id (local HF cache only unless allow_download).
     dtype: auto (bf16/fp16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16.
-    batch_size: images per forward pass.
+    batch_size: images per forward pass on an accelerator; the CPU passes one image at a time,
+    since oneDNN's convolutions round differently for other batch sizes and the batch size
+    must not change the labels (it buys little on the CPU).
     use_exif_focal: use TeacherInput.focal_px when given instead of the FOV head's estimate.
     torch_threads: the CPU thread count the labels are computed with (`configure_torch` sets
     it), recorded in the identity with the device type, since both change float results.
@@ -121,7 +123,7 @@ class DepthProTeacher:
         )
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.batch_size = batch_size
+        self.batch_size = 1 if self.device.type == "cpu" else batch_size
         self.use_exif_focal = use_exif_focal
         self.model = DepthProForDepthEstimation.from_pretrained(
             folder, dtype=self.dtype, use_safetensors=True
