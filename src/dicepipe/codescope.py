@@ -125,6 +125,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "evaluate/predict.py",
         "evaluate/report.py",
         "evaluate/run.py",
+        "evaluate/scorers.py",
         "evaluate/scoring.py",
     ),
 }

@@ -21,7 +21,8 @@ import numpy as np
 from dicepipe.evaluate.baselines import Baselines, build_baselines
 from dicepipe.evaluate.benchmarks.sample import BenchmarkSample
 from dicepipe.evaluate.predict import load_model, predict_queries
-from dicepipe.evaluate.scoring import Query, Scorer, make_scorers
+from dicepipe.evaluate.scorers import make_scorers
+from dicepipe.evaluate.scoring import Query, Scorer
 from dicepipe.params import BenchmarkParams, EvaluateParams
 
 CHUNK_IMAGES = 16  # images read, predicted and scored together

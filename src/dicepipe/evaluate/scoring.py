@@ -3,7 +3,8 @@
 A scorer turns one benchmark's samples into model queries (one per image, or one per
 prompted object and number of points), scores each decoded prediction and its baseline by
 the same code, keeps what the benchmark-level figures need, and sums up as
-`{"model": {...}, "baseline": {...}}`.
+`{"model": {...}, "baseline": {...}}`. The task scorers live in `dense` and `objects`; the
+registry that picks them by task, in `scorers`.
 """
 
 from __future__ import annotations
@@ -90,15 +91,3 @@ def mean_of(rows: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, fl
     """The mean of each key over per-image figures, with `n_images`."""
     result = {key: float(np.mean([row[key] for row in rows])) for key in keys}
     return {**result, "n_images": len(rows)}
-
-
-def make_scorers(
-    params: EvaluateParams, baselines: Baselines, benchmark: str, tasks: list[str]
-) -> list[Scorer]:
-    """One scorer per task, in the order of `tasks`."""
-    from dicepipe.evaluate.dense import DepthScorer, NormalScorer
-    from dicepipe.evaluate.objects import EntityScorer, PointScorer, PoseScorer
-
-    kinds = (DepthScorer, NormalScorer, PointScorer, EntityScorer, PoseScorer)
-    registry = {kind.task: kind for kind in kinds}
-    return [registry[task](params, baselines, benchmark) for task in tasks]
