@@ -61,3 +61,16 @@ def test_parquet_fingerprint_round_trip(tmp_path):
 def test_digest_is_order_free_for_mappings():
     assert digest_of({"a": 1, "b": 2}) == digest_of({"b": 2, "a": 1})
     assert digest_of({"a": 1}) != digest_of({"a": 2})
+
+
+def test_remove_temporaries_takes_only_the_named_files_leftovers(tmp_path):
+    from dicepipe.storage import remove_temporaries
+
+    for relative in (".a.parquet.x1.tmp", "errors/.a.parquet.x2.tmp", ".b.parquet.x3.tmp"):
+        (tmp_path / relative).parent.mkdir(exist_ok=True)
+        (tmp_path / relative).write_bytes(b"partial")
+    (tmp_path / "a.parquet").write_bytes(b"done")
+    removed = remove_temporaries(tmp_path, "a.parquet")
+    assert sorted(p.name for p in removed) == [".a.parquet.x1.tmp", ".a.parquet.x2.tmp"]
+    assert [p.name for p in remove_temporaries(tmp_path)] == [".b.parquet.x3.tmp"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.parquet"]

@@ -28,6 +28,21 @@ _SHARED = (
     "pipeline/units.py",
 )
 
+# What training and few-shot finetuning share: the model, the shard loader, checkpoints.
+_MODEL_TRAINING = (
+    *_CORE,
+    "imageio.py",
+    "sampling.py",
+    "weights.py",
+    "shards/__init__.py",
+    "shards/manifest.py",
+    "model",
+    "train/__init__.py",
+    "train/build.py",
+    "train/checkpoints.py",
+    "train/loader.py",
+)
+
 # Package-relative files and folders (every `.py` below a folder) of each stage.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "sample": (
@@ -71,37 +86,13 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     ),
     # Not _SHARED: training runs no Prefect units, so data-stage plumbing is not its code.
     "train": (
-        *_CORE,
-        "imageio.py",
-        "sampling.py",
-        "weights.py",
-        "shards/__init__.py",
-        "shards/manifest.py",
-        "model",
-        "train/__init__.py",
-        "train/build.py",
-        "train/checkpoints.py",
+        *_MODEL_TRAINING,
         "train/curves.py",
         "train/distributed.py",
-        "train/loader.py",
         "train/loop.py",
     ),
+    "finetune": (*_MODEL_TRAINING, "targets", "train/finetune.py"),
     # The evaluation stage (stages/evaluate.py); the scheduled flows/reevaluate.py runs it too.
-    "finetune": (
-        *_CORE,
-        "imageio.py",
-        "sampling.py",
-        "weights.py",
-        "shards/__init__.py",
-        "shards/manifest.py",
-        "model",
-        "targets",
-        "train/__init__.py",
-        "train/build.py",
-        "train/checkpoints.py",
-        "train/finetune.py",
-        "train/loader.py",
-    ),
     "evaluate": (
         *_CORE,
         "records.py",

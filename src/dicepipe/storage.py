@@ -43,10 +43,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def remove_temporaries(folder: str | Path) -> list[Path]:
+def remove_temporaries(folder: str | Path, name: str = "*") -> list[Path]:
     """Delete the temporary files of `atomic_path` (`.<name>.<random>.tmp`) anywhere under
-    `folder`: a SIGKILL leaves them behind. Only for a folder no process is writing to."""
-    leftovers = sorted(Path(folder).rglob(".*.tmp")) if Path(folder).is_dir() else []
+    `folder`, of the target file `name` (a glob; default: every file): a SIGKILL leaves them
+    behind. Only where no process is writing such a file; the paths removed."""
+    leftovers = sorted(Path(folder).rglob(f".{name}.*.tmp")) if Path(folder).is_dir() else []
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers

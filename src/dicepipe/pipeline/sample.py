@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
 from dicepipe.params import SampleParams
-from dicepipe.pipeline.units import ERRORS_DIR, error_path, is_done, unit_manifest
+from dicepipe.pipeline.units import error_path, is_done, unit_manifest
 from dicepipe.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
 from dicepipe.sources import coco, openimages, sa1b
 from dicepipe.sources.common import Outcome, Unit
@@ -30,6 +30,7 @@ from dicepipe.storage import (
     atomic_path,
     digest_of,
     read_fingerprint,
+    remove_temporaries,
     write_parquet,
 )
 
@@ -92,7 +93,7 @@ def run_unit(unit: Unit, params: SampleParams, out_dir: Path) -> dict[str, Any]:
     fingerprint = unit_fingerprint(unit, params)
     done = is_done(out_dir, unit.name, fingerprint)
     if not done or read_fingerprint(notes_path(out_dir, unit.name)) != fingerprint:
-        remove_leftovers(out_dir, unit.name)
+        remove_temporaries(out_dir, f"{unit.name}.parquet")  # of a killed write
         write_outcomes(out_dir, unit.name, read_unit(unit, params), fingerprint)
     return {
         **unit_manifest(out_dir, unit.name),
@@ -143,16 +144,6 @@ def _row_batches(
             batch, size = [], 0
     if batch:
         yield batch
-
-
-def remove_leftovers(out_dir: Path, unit: str) -> list[Path]:
-    """Delete the temporary files a killed write of this unit left behind (a SIGKILL gives
-    `atomic_write` no chance to clean up); the paths removed."""
-    folders = (out_dir, out_dir / ERRORS_DIR, out_dir / NOTES_DIR)
-    leftovers = [p for folder in folders for p in sorted(folder.glob(f".{unit}.parquet.*.tmp"))]
-    for path in leftovers:
-        path.unlink(missing_ok=True)
-    return leftovers
 
 
 def note_counts(out_dir: Path, unit: str) -> dict[str, int]:

@@ -43,6 +43,7 @@ from dicepipe.sources.common import (
     rle_runs,
     sample_row,
     unexpected_error,
+    whole_number,
 )
 
 SOURCE = "coco"  # the reader of every COCO-format dataset; each dataset has its own name
@@ -202,7 +203,7 @@ def image_info(index: CocoIndex, image_id: Any, max_pixels: int = DEFAULT_MAX_PI
 
 
 def _image_size(image: dict[str, Any], max_pixels: int) -> tuple[int, int]:
-    width, height = _whole(image.get("width")), _whole(image.get("height"))
+    width, height = whole_number(image.get("width")), whole_number(image.get("height"))
     if width is None or height is None or width < 1 or height < 1:
         message = f"image size {image.get('width')!r} x {image.get('height')!r} is not positive"
         raise ItemError("bad_image_record", message)
@@ -210,15 +211,6 @@ def _image_size(image: dict[str, Any], max_pixels: int) -> tuple[int, int]:
         message = f"declared size {width}x{height} exceeds the limit of {max_pixels} pixels"
         raise ItemError("too_many_pixels", message)
     return width, height
-
-
-def _whole(value: Any) -> int | None:
-    """`value` as an int when it is a whole number (int or integral float), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        return None
-    return int(value)
 
 
 def _finite_numbers(values: Any) -> bool:
@@ -253,11 +245,12 @@ def _annotation(
 ) -> dict[str, Any]:
     if not isinstance(annotation, dict):
         raise ItemError("bad_annotation", f"an annotation is {type(annotation).__name__}")
-    ann_id, category = _whole(annotation.get("id")), _whole(annotation.get("category_id"))
+    ann_id = whole_number(annotation.get("id"))
+    category = whole_number(annotation.get("category_id"))
     if ann_id is None or category is None:
         message = f"annotation id {annotation.get('id')!r}, category {category!r}"
         raise ItemError("bad_annotation", f"{message}: both must be integers")
-    crowd = _whole(annotation.get("iscrowd", 0))
+    crowd = whole_number(annotation.get("iscrowd", 0))
     bbox = annotation.get("bbox")
     if crowd not in (0, 1) or not _finite_numbers(bbox) or len(bbox) != 4:
         message = f"annotation {ann_id}: iscrowd {annotation.get('iscrowd')!r}, bbox {bbox!r}"
@@ -297,7 +290,7 @@ def _segmentation_counts(annotation: dict[str, Any], ann_id: int, height: int, w
         message = f"annotation {ann_id}: segmentation is {str(segmentation)[:60]!r}"
         raise ItemError("bad_annotation", message)
     size = segmentation.get("size")
-    if not isinstance(size, list) or [_whole(v) for v in size] != [height, width]:
+    if not isinstance(size, list) or [whole_number(v) for v in size] != [height, width]:
         raise ItemError("rle_size_mismatch", f"annotation {ann_id} has RLE size {size}")
     counts = segmentation["counts"]
     if isinstance(counts, bytes | bytearray):

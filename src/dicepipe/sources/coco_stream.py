@@ -24,6 +24,10 @@ RECORD_LISTS = ("images", "annotations", "categories")
 OnRecord = Callable[[int, Any], None]  # (position in its list, the parsed record)
 
 
+class NestingError(ValueError):
+    """A JSON stream nests deeper than the sanitiser's limit."""
+
+
 class JsonSanitizer:
     """Prepares a JSON byte stream for yajl, chunk by chunk.
 
@@ -85,7 +89,7 @@ class JsonSanitizer:
         steps[inside] = 0
         depth = self.depth + np.cumsum(steps, dtype=np.int32)
         if int(depth.max()) > self.limit:
-            raise ValueError(f"JSON nested more than {self.limit} levels deep")
+            raise NestingError(f"JSON nested more than {self.limit} levels deep")
         self.depth = int(depth[-1])
         # what is emitted ends on a structural character outside strings (or the file ends)
         self.in_string, self.trailing_backslashes = False, 0
@@ -136,18 +140,12 @@ def stream_coco(url: str, callbacks: dict[str, OnRecord]) -> tuple[str, dict[str
         with fsspec.open(url, "rb") as handle:
             while chunk := handle.read(CHUNK_BYTES):
                 digest.update(chunk)
-                send(_checked(url, sanitizer.feed, chunk))
-        send(_checked(url, lambda _: sanitizer.finish(), b""))
+                send(sanitizer.feed(chunk))
+            send(sanitizer.finish())
         for parser in parsers:
             parser.close()
+    except NestingError as error:
+        raise ValueError(f"{url}: {error}") from None
     except ijson.JSONError as error:
         raise ValueError(f"{url}: not a COCO annotations file: {error}") from None
     return digest.hexdigest(), {name: target.count for name, target in targets.items()}
-
-
-def _checked(url: str, step: Callable[[bytes], bytes], chunk: bytes) -> bytes:
-    """`step(chunk)`, its ValueError (too deep) naming the file."""
-    try:
-        return step(chunk)
-    except ValueError as error:
-        raise ValueError(f"{url}: {error}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import math
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,16 @@ from dicepipe.imageio import (
 )
 from dicepipe.records import ItemError
 from dicepipe.sampling import pixel_draw
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as an int when it is a whole number (an int or an integral finite float; never
+    a bool), else None: what JSON annotation fields holding counts, ids and sizes must be."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value)
 
 
 @dataclass(frozen=True)

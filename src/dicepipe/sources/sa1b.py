@@ -45,6 +45,7 @@ from dicepipe.sources.common import (
     sample_row,
     unexpected_error,
     unit_name,
+    whole_number,
 )
 
 SOURCE = "sa1b"
@@ -186,7 +187,7 @@ def parse_annotations(data: bytes, width: int, height: int) -> list[dict[str, An
     for index, annotation in enumerate(annotations):
         if not isinstance(annotation, dict):
             raise ItemError("bad_json", f"annotation {index} is {type(annotation).__name__}")
-        identifier = _integer(annotation.get("id"))
+        identifier = whole_number(annotation.get("id"))
         if identifier is None:
             raise ItemError("bad_json", f"annotation {index} has id {annotation.get('id')!r}")
         if identifier in seen:
@@ -197,7 +198,7 @@ def parse_annotations(data: bytes, width: int, height: int) -> list[dict[str, An
         if not isinstance(segmentation, dict) or "counts" not in segmentation:
             raise ItemError("bad_json", f"annotation {identifier} has no segmentation counts")
         size = segmentation.get("size")
-        if not isinstance(size, list) or [_integer(v) for v in size] != [height, width]:
+        if not isinstance(size, list) or [whole_number(v) for v in size] != [height, width]:
             raise ItemError(
                 "rle_size_mismatch",
                 f"annotation {identifier} has RLE size {size}, image is {height}x{width}",
@@ -206,15 +207,6 @@ def parse_annotations(data: bytes, width: int, height: int) -> list[dict[str, An
         for name in ("stability_score", "predicted_iou"):
             _score(annotation, name)
     return annotations
-
-
-def _integer(value: Any) -> int | None:
-    """`value` as an int when it is an integer (or an integral float), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        return None
-    return int(value)
 
 
 def select_annotations(
