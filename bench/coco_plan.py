@@ -28,7 +28,7 @@ if mode == "json.load":
     with open(path, "rb") as handle:
         detail = f"{len(json.load(handle)['annotations'])} annotations"
 else:
-    from dicepipe.params import CocoParams
+    from dicepipe.params.sample import CocoParams
     from dicepipe.sources.coco import plan_units, read_index
     params = CocoParams(name="coco_rem", annotations=path, n=10**9, block_images=block,
                         tasks=("semantic_segmentation",))

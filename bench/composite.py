@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from dicepipe.composite.foreground import estimate_foreground, quantise_foreground  # noqa: E402
 from dicepipe.composite.make import make_composite  # noqa: E402
-from dicepipe.params import CompositeParams  # noqa: E402
+from dicepipe.params.composite import CompositeParams  # noqa: E402
 from dicepipe.sources.synthetic.matting import render_matting_item  # noqa: E402
 
 

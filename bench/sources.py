@@ -28,7 +28,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from dicepipe.imageio import encode_jpeg
-from dicepipe.params import Sa1bParams, SampleParams
+from dicepipe.params.sample import Sa1bParams, SampleParams
 from dicepipe.pipeline import sample
 
 BENCH = str(Path(__file__).resolve().parent)

@@ -19,7 +19,7 @@ import time
 import torch
 
 from dicepipe.model import DiceptionModel, FlowConfig, flow_matching_loss, make_space
-from dicepipe.params import LoaderParams
+from dicepipe.params.loader import LoaderParams
 from dicepipe.train.loader import make_loader
 from dicepipe.weights import resolve_device
 

@@ -5,24 +5,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - configures Prefect before its import
+from dicepipe.environment import CACHE_DIR
 
-configure_environment()
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from dicepipe.params import CompositeStageParams, load_composite  # noqa: E402
-from dicepipe.pipeline import composite  # noqa: E402
-from dicepipe.pipeline.summary import composite_summary, composite_text  # noqa: E402
-from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import (  # noqa: E402
-    CACHE_DIR,
-    publish_summary,
-    run_tasks,
-    stage_main,
-)
-from dicepipe.storage import write_json  # noqa: E402
+from dicepipe.config import load_params
+from dicepipe.layout import COMPOSITES, SAMPLES
+from dicepipe.params.composite import CompositeStageParams
+from dicepipe.pipeline import composite
+from dicepipe.pipeline.summary import composite_summary, composite_text
+from dicepipe.pipeline.units import remove_stale
+from dicepipe.runtime import flow_main, publish_summary, run_tasks
+from dicepipe.storage import write_json
 
 FOREGROUND_ERRORS = "foregrounds/errors.parquet"
 
@@ -43,12 +39,12 @@ def composite_unit(
 @flow(name="composite", log_prints=False)
 def composite_flow(
     params_path: str = "params.yaml",
-    samples: str = "data/work/samples",
-    out: str = "data/work/composites",
+    samples: str = SAMPLES,
+    out: str = COMPOSITES,
     cache: str = str(CACHE_DIR / "foregrounds"),
 ) -> dict:
     """Check every foreground once (cached colour estimate), then make the composites."""
-    params = load_composite(params_path)
+    params = load_params(CompositeStageParams, params_path)
     out_dir, cache_dir = Path(out), Path(cache)
     refs = composite.foreground_refs(params)
     good = set(composite.check_foregrounds(refs, cache_dir, out_dir / FOREGROUND_ERRORS))
@@ -56,7 +52,15 @@ def composite_flow(
     pool = composite.background_pool(params, Path(samples))
     blocks = composite.plan(params)
     manifests = run_tasks(
-        composite_unit, blocks, params, usable, pool, cache_dir, out_dir, label="composite"
+        composite_unit,
+        blocks,
+        params,
+        usable,
+        pool,
+        cache_dir,
+        out_dir,
+        label="composite",
+        resources=params.runner.task_resources(),
     )
     names = [composite.unit_name(b, params) for b in blocks]
     remove_stale(out_dir, names)
@@ -81,8 +85,7 @@ def composite_flow(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: `python flows/composite.py [--params P] [--FOLDER DIR ...]`."""
-    folders = {"samples": "data/work/samples", "out": "data/work/composites"}
-    return stage_main(composite_flow, "composite", folders, argv, __doc__)
+    return flow_main(composite_flow, "composite", CompositeStageParams, __doc__, argv)
 
 
 if __name__ == "__main__":

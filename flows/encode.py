@@ -5,21 +5,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
-configure_environment()
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from dicepipe.params import EncodeParams, load_encode  # noqa: E402
-from dicepipe.pipeline import encode  # noqa: E402
-from dicepipe.pipeline.summary import format_summary, item_accounting, reasons  # noqa: E402
-from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
-from dicepipe.shards.card import write_card  # noqa: E402
-from dicepipe.shards.manifest import rows_per_source, write_manifest  # noqa: E402
-from dicepipe.storage import write_json  # noqa: E402
+from dicepipe.config import load_params
+from dicepipe.layout import COMPOSITES, ENCODE_WORK, LABELS, SAMPLES, SHARDS
+from dicepipe.params.encode import EncodeParams
+from dicepipe.pipeline import encode
+from dicepipe.pipeline.summary import format_summary, item_accounting, reasons
+from dicepipe.pipeline.units import remove_stale
+from dicepipe.runtime import flow_main, publish_summary, run_tasks
+from dicepipe.shards.card import write_card
+from dicepipe.shards.manifest import rows_per_source, write_manifest
+from dicepipe.storage import write_json
 
 
 @task(cache_policy=NO_CACHE)
@@ -33,19 +33,26 @@ def encode_unit(
 @flow(name="encode", log_prints=False)
 def encode_flow(
     params_path: str = "params.yaml",
-    samples: str = "data/work/samples",
-    labels: str = "data/work/labels",
-    composites: str = "data/work/composites",
-    shards: str = "data/shards",
-    work: str = "data/work/encode",
+    samples: str = SAMPLES,
+    labels: str = LABELS,
+    composites: str = COMPOSITES,
+    shards: str = SHARDS,
+    work: str = ENCODE_WORK,
 ) -> dict:
     """Encode every sampled unit into training shards and write the manifest and summary."""
-    params = load_encode(params_path)
+    params = load_params(EncodeParams, params_path)
     samples_dir, labels_dir, composites_dir = Path(samples), Path(labels), Path(composites)
     shards_dir, work_dir = Path(shards), Path(work)
     paths = encode.plan(samples_dir, composites_dir)
     results = run_tasks(
-        encode_unit, paths, labels_dir, params, shards_dir, work_dir, label="encode"
+        encode_unit,
+        paths,
+        labels_dir,
+        params,
+        shards_dir,
+        work_dir,
+        label="encode",
+        resources=params.runner.task_resources(),
     )
     entries = [entry for result in results for entry in result["shards"]]
     remove_stale(shards_dir, [Path(e["path"]).stem for e in entries])
@@ -70,14 +77,7 @@ def encode_flow(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: `python flows/encode.py [--params P] [--FOLDER DIR ...]`."""
-    folders = {
-        "samples": "data/work/samples",
-        "labels": "data/work/labels",
-        "composites": "data/work/composites",
-        "shards": "data/shards",
-        "work": "data/work/encode",
-    }
-    return stage_main(encode_flow, "encode", folders, argv, __doc__)
+    return flow_main(encode_flow, "encode", EncodeParams, __doc__, argv)
 
 
 if __name__ == "__main__":

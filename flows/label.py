@@ -5,20 +5,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
-configure_environment()
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from dicepipe.params import LabelParams, load_label  # noqa: E402
-from dicepipe.pipeline import label  # noqa: E402
-from dicepipe.pipeline.summary import label_text, unit_totals  # noqa: E402
-from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
-from dicepipe.storage import write_json  # noqa: E402
-from dicepipe.teachers import built_teacher, check_teacher, shared_teacher  # noqa: E402
+from dicepipe.config import load_params
+from dicepipe.layout import LABELS, SAMPLES
+from dicepipe.params.label import LabelParams
+from dicepipe.pipeline import label
+from dicepipe.pipeline.summary import label_text, unit_totals
+from dicepipe.pipeline.units import remove_stale
+from dicepipe.runtime import flow_main, publish_summary, run_tasks
+from dicepipe.storage import write_json
+from dicepipe.teachers import built_teacher, check_teacher, shared_teacher
 
 
 @task(cache_policy=NO_CACHE)
@@ -30,15 +30,22 @@ def label_unit(sample_path: Path, params: LabelParams, out_dir: Path) -> dict:
 @flow(name="label", log_prints=False)
 def label_flow(
     params_path: str = "params.yaml",
-    samples: str = "data/work/samples",
-    out: str = "data/work/labels",
+    samples: str = SAMPLES,
+    out: str = LABELS,
 ) -> dict:
     """Label every sampled unit of the configured sources."""
-    params = load_label(params_path)
+    params = load_params(LabelParams, params_path)
     check_teacher(params)
     out_dir = Path(out)
     paths = label.plan(params, Path(samples))
-    manifests = run_tasks(label_unit, paths, params, out_dir, label="label")
+    manifests = run_tasks(
+        label_unit,
+        paths,
+        params,
+        out_dir,
+        label="label",
+        resources=params.runner.task_resources(),
+    )
     remove_stale(out_dir, [p.stem for p in paths])
     summary = {"teacher": params.teacher, **unit_totals(manifests, out_dir)}
     summary.update(label.cache_counts(built_teacher(params)))
@@ -51,8 +58,7 @@ def label_flow(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: `python flows/label.py [--params P] [--FOLDER DIR ...]`."""
-    folders = {"samples": "data/work/samples", "out": "data/work/labels"}
-    return stage_main(label_flow, "label", folders, argv, __doc__)
+    return flow_main(label_flow, "label", LabelParams, __doc__, argv)
 
 
 if __name__ == "__main__":

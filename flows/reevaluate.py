@@ -10,22 +10,22 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
-configure_environment()
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from dicepipe.evaluate.history import Checkpoint, HistoryBusy, schedule  # noqa: E402
-from dicepipe.evaluate.reevaluation import (  # noqa: E402
+from dicepipe.config import load_params
+from dicepipe.entry import parser_for, run_command
+from dicepipe.evaluate.history import Checkpoint, HistoryBusy, schedule
+from dicepipe.evaluate.reevaluation import (
     evaluate_or_report,
     reevaluate_once,
     run_markdown,
 )
-from dicepipe.params import EvaluateParams, load_evaluate  # noqa: E402
-from dicepipe.runtime import call_main, make_task_runner, publish_summary, run_tasks  # noqa: E402
+from dicepipe.params.evaluate import EvaluateParams
+from dicepipe.runtime import make_task_runner, publish_summary, run_tasks
 
 DEPLOYMENT = "reevaluate"
 
@@ -39,7 +39,7 @@ def evaluate_one(checkpoint: Checkpoint, params: EvaluateParams) -> dict[str, An
 @flow(name="reevaluate", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def reevaluate(params_path: str = "params.yaml") -> list[dict[str, Any]]:
     """Find the checkpoints not yet evaluated (by weights sha256) and evaluate each once."""
-    params = load_evaluate(params_path)
+    params = load_params(EvaluateParams, params_path)
     try:
         table = reevaluate_once(
             params, lambda todo: run_tasks(evaluate_one, todo, params, label="checkpoints")
@@ -54,7 +54,7 @@ def reevaluate(params_path: str = "params.yaml") -> list[dict[str, Any]]:
 
 
 def _deployment_options(params_path: str) -> dict[str, Any]:
-    params = load_evaluate(params_path)
+    params = load_params(EvaluateParams, params_path)
     return {"parameters": {"params_path": params_path}, **schedule(params.reevaluate)}
 
 
@@ -68,19 +68,21 @@ def deployment(params_path: str = "params.yaml") -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """`python flows/reevaluate.py [once|serve] [--params P]`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("mode", nargs="?", choices=("once", "serve"), default="once")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    if args.mode == "serve":
-        # Served runs load the flow from this file in a subprocess: they use the flow's own
-        # thread-pool runner (two checkpoints side by side), not `reevaluate.runner`.
-        reevaluate.serve(name=DEPLOYMENT, global_limit=1, **_deployment_options(args.params))
-        return 0
-    runner = make_task_runner(load_evaluate(args.params).reevaluate.runner)
-    return call_main(lambda: reevaluate.with_options(task_runner=runner)(args.params))
+
+    def run() -> None:
+        params = load_params(EvaluateParams, args.params)
+        if args.mode == "serve":
+            # Served runs load the flow from this file in a subprocess: they use the flow's own
+            # thread-pool runner (two checkpoints side by side), not `reevaluate.runner`.
+            reevaluate.serve(name=DEPLOYMENT, global_limit=1, **_deployment_options(args.params))
+            return
+        runner = make_task_runner(params.reevaluate.runner)
+        reevaluate.with_options(task_runner=runner)(args.params)
+
+    return run_command(run)
 
 
 if __name__ == "__main__":

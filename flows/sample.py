@@ -5,19 +5,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
-configure_environment()
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from dicepipe.params import SampleParams, load_sample  # noqa: E402
-from dicepipe.pipeline import sample  # noqa: E402
-from dicepipe.pipeline.summary import sample_summary, sample_text  # noqa: E402
-from dicepipe.pipeline.units import remove_stale  # noqa: E402
-from dicepipe.runtime import publish_summary, run_tasks, stage_main  # noqa: E402
-from dicepipe.storage import write_json  # noqa: E402
+from dicepipe.config import load_params
+from dicepipe.params.sample import SampleParams
+from dicepipe.pipeline import sample
+from dicepipe.pipeline.summary import sample_summary, sample_text
+from dicepipe.pipeline.units import remove_stale
+from dicepipe.runtime import flow_main, publish_summary, run_tasks
+from dicepipe.storage import write_json
 
 
 @task(cache_policy=NO_CACHE)
@@ -29,10 +28,17 @@ def sample_unit(unit: sample.Unit, params: SampleParams, out_dir: Path) -> dict:
 @flow(name="sample", log_prints=False)
 def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples") -> dict:
     """Select items from every configured source and write them per input shard."""
-    params = load_sample(params_path)
+    params = load_params(SampleParams, params_path)
     out_dir = Path(out)
     units = sample.plan(params)
-    manifests = run_tasks(sample_unit, units, params, out_dir, label="sample")
+    manifests = run_tasks(
+        sample_unit,
+        units,
+        params,
+        out_dir,
+        label="sample",
+        resources=params.runner.task_resources(),
+    )
     remove_stale(out_dir, [u.name for u in units])
     summary = sample_summary(manifests, out_dir)
     write_json(out_dir / "summary.json", summary)
@@ -46,8 +52,7 @@ def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples"
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: `python flows/sample.py [--params P] [--FOLDER DIR ...]`."""
-    folders = {"out": "data/work/samples"}
-    return stage_main(sample_flow, "sample", folders, argv, __doc__)
+    return flow_main(sample_flow, "sample", SampleParams, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -10,30 +10,29 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - offline Hugging Face settings before their import
+
+from dicepipe.config import load_params
+from dicepipe.entry import stage_main
+from dicepipe.evaluate.report import write_report
+from dicepipe.evaluate.run import evaluate_model
+from dicepipe.params.evaluate import EvaluateParams
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the arguments, evaluate, write the report; the exit status (2: invalid params)."""
-    configure_environment()  # before any Hugging Face import reads the offline settings
-    from dicepipe.config import ConfigError
-    from dicepipe.evaluate.report import write_report
-    from dicepipe.evaluate.run import evaluate_model
-    from dicepipe.params import load_evaluate
+    """Parse the arguments, evaluate, write the report; the exit status (2: invalid inputs)."""
+    return stage_main(_evaluate, __doc__, argv, _model_option)
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+
+def _model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model folder (default: evaluate.model)")
-    args = parser.parse_args(argv)
-    try:
-        params = load_evaluate(args.params)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    params = load_params(EvaluateParams, args.params)
     evaluation = evaluate_model(args.model or params.model, params)
     for path in write_report(evaluation, params.metrics, params.out):
         print(path)
-    return 0
 
 
 if __name__ == "__main__":

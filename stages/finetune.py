@@ -9,25 +9,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - offline Hugging Face settings before their import
+
+from dicepipe.config import load_params
+from dicepipe.entry import stage_main
+from dicepipe.params.finetune import FinetuneParams
+from dicepipe.train.finetune import finetune
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse `--params`, finetune, print the summary; the exit status (2: invalid params)."""
-    configure_environment()  # before any Hugging Face import reads the offline settings
-    from dicepipe.config import ConfigError
-    from dicepipe.params import load
-    from dicepipe.train.finetune import finetune
+    """Parse `--params`, finetune, print the summary; the exit status (2: invalid inputs)."""
+    return stage_main(_finetune, __doc__, argv)
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    try:
-        params = load("finetune", args.params)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    summary = finetune(params)
+
+def _finetune(args: argparse.Namespace) -> None:
+    summary = finetune(load_params(FinetuneParams, args.params))
     print(
         f"finetune  {summary['task']}: {summary['examples']} examples, rank {summary['rank']},"
         f" trainable {100 * summary['trainable_fraction']:.2f}%,"
@@ -36,7 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" (dark input {summary.get('identity_psnr', float('nan')):.2f} dB),"
         f" adapter reload max diff {summary['reload_max_abs_diff']:.2e}"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,26 +11,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dicepipe.runtime import configure_environment
+import dicepipe.environment  # noqa: F401 - offline Hugging Face settings before their import
+
+from dicepipe.config import load_params
+from dicepipe.entry import stage_main
+from dicepipe.params.loader import LoaderParams
+from dicepipe.params.train import TrainParams
+from dicepipe.train.loop import train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse `--params`, train, and return the exit status (2 for invalid params)."""
-    configure_environment()  # before any Hugging Face import reads the offline settings
-    from dicepipe.config import ConfigError
-    from dicepipe.params import load_loader, load_train
-    from dicepipe.train.loop import train
+    """Parse `--params`, train; the exit status (2: invalid params or inputs)."""
+    return stage_main(_train, __doc__, argv)
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    try:
-        params, loader = load_train(args.params), load_loader(args.params)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    train(params, loader)
-    return 0
+
+def _train(args: argparse.Namespace) -> None:
+    params = load_params(TrainParams, args.params)
+    train(params, load_params(LoaderParams, args.params))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Test-wide environment: offline, quiet, and Prefect's home in a temporary folder.
 
-The defaults themselves live in one place, `dicepipe.runtime.configure_environment`.
+The defaults themselves live in one place, `dicepipe.environment`, applied when imported.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from dicepipe.runtime import configure_environment
-
 REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="dicepipe-tests-"))
 # Tests are offline whatever the caller's environment says, and never share Prefect's home.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
-configure_environment(REPO / ".cache")
+os.environ.setdefault("DICEPIPE_CACHE", str(REPO / ".cache"))
+import dicepipe.environment  # noqa: E402, F401 - applies the defaults above and the rest
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,10 @@ def test_editing_training_code_leaves_every_data_stage_version_unchanged(package
         ("label", "teachers/depth_pro.py"),
         ("composite", "composite/make.py"),
         ("encode", "targets/depth.py"),
-        ("encode", "params.py"),
+        ("encode", "params/encode.py"),
+        ("encode", "params/points.py"),
+        ("train", "params/train.py"),
+        ("train", "params/loader.py"),
         ("train", "train/loop.py"),
         ("train", "model/flow.py"),
     ],
@@ -95,6 +98,27 @@ def test_editing_training_code_leaves_every_data_stage_version_unchanged(package
 def test_editing_a_module_in_scope_changes_the_stage_version(package_copy, stage, relative):
     before, after = _version_after_edit(package_copy, stage, relative)
     assert before != after
+
+
+DATA_STAGES = ("sample", "label", "composite", "encode")
+
+
+def test_a_new_training_knob_leaves_every_data_stage_as_it_was(package_copy):
+    """Adding a field to the train section's schema changes no data unit's fingerprint and no
+    DVC data stage's deps (their params are their own sections: dvc.yaml `params`)."""
+    before = {s: codescope.stage_code_version(s) for s in (*DATA_STAGES, "train")}
+    schema = package_copy / "params" / "train.py"
+    text = schema.read_text()
+    anchor = "    grad_accum: int = bounded(1, lo=1)\n"
+    assert anchor in text
+    schema.write_text(text.replace(anchor, anchor + "    warmup_steps: int = 0\n"))
+    codescope.stage_code_version.cache_clear()
+    after = {s: codescope.stage_code_version(s) for s in (*DATA_STAGES, "train")}
+    assert {s: after[s] for s in DATA_STAGES} == {s: before[s] for s in DATA_STAGES}
+    assert after["train"] != before["train"]
+    for stage in DATA_STAGES:
+        assert "src/dicepipe/params/train.py" not in DVC_STAGES[stage]["deps"]
+        assert DVC_STAGES[stage]["params"] == [stage]
 
 
 def test_editing_a_module_outside_a_scope_keeps_that_stage_version(package_copy):

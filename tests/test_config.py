@@ -2,16 +2,18 @@ from pathlib import Path
 
 import pytest
 
-from dicepipe.config import ConfigError, load_section, parse
-from dicepipe.params import EncodeParams, LabelParams, SampleParams, load_encode, load_sample
+from dicepipe.config import ConfigError, load_params, load_section, parse
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.label import LabelParams
+from dicepipe.params.sample import SampleParams
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_repository_params_load():
-    sample = load_sample(REPO / "params.yaml")
+    sample = load_params(SampleParams, REPO / "params.yaml")
     assert sample.openimages.n > 0 and sample.sa1b.tars
-    encode = load_encode(REPO / "params.yaml")
+    encode = load_params(EncodeParams, REPO / "params.yaml")
     assert encode.depth.quantiles == (0.02, 0.98)
     assert isinstance(encode.colors.min_distance, float)
 
@@ -78,7 +80,7 @@ def test_an_exponent_without_a_dot_is_a_float_as_written():
     import yaml
 
     from dicepipe.config import parse
-    from dicepipe.params import TrainParams
+    from dicepipe.params.train import TrainParams
 
     data = yaml.safe_load("lr: 2e-5")
     assert data == {"lr": "2e-5"}  # YAML 1.1 reads it as a string

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dicepipe.params import SECTIONS, load, load_composite, load_encode, load_sample
+from dicepipe.config import load_params
+from dicepipe.params import SECTIONS, schema
+from dicepipe.params.composite import CompositeStageParams
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.sample import SampleParams
 from dicepipe.pipeline import composite, sample
 from dicepipe.sources.synthetic.corpus import write_sample_corpus
 from dicepipe.sources.synthetic.matting import write_matting_corpus
@@ -18,11 +22,11 @@ PRESET = REPO / "params.paper.yaml"
 
 def test_every_section_validates():
     for section in SECTIONS:
-        load(section, PRESET)
+        load_params(schema(section), PRESET)
 
 
 def test_the_counts_and_roles_are_those_of_table_s1():
-    params = load_sample(PRESET)
+    params = load_params(SampleParams, PRESET)
     assert (params.openimages.n, params.sa1b.n, params.sa1b.entity) == (500_000, 400_000, False)
     roles = {d.name: (d.n, d.tasks) for d in params.coco}
     assert roles == {
@@ -30,10 +34,10 @@ def test_the_counts_and_roles_are_those_of_table_s1():
         "coco_rem": (120_000, ("semantic_segmentation",)),
         "entityv2": (32_000, ("entity_segmentation",)),
     }
-    assert load_composite(PRESET).count == 200_000
-    assert load_encode(PRESET).shard_bytes == 512 * 2**20
-    assert load("label", PRESET).runner.kind == "dask-cuda"
-    assert vars(load("loader", PRESET).weights) == {
+    assert load_params(CompositeStageParams, PRESET).count == 200_000
+    assert load_params(EncodeParams, PRESET).shard_bytes == 512 * 2**20
+    assert load_params(schema("label"), PRESET).runner.kind == "dask-cuda"
+    assert vars(load_params(schema("loader"), PRESET).weights) == {
         "depth": 15.0,
         "normal": 15.0,
         "point_segmentation": 20.0,
@@ -77,7 +81,7 @@ def mirror(tmp_path_factory) -> Path:
 
 def test_the_preset_plans_every_source_on_a_mirror(mirror, monkeypatch):
     monkeypatch.chdir(mirror)
-    units = sample.plan(load_sample(PRESET))
+    units = sample.plan(load_params(SampleParams, PRESET))
     items = {}
     for unit in units:
         items.setdefault(unit.source, []).extend(item for item, _ in unit.items)
@@ -95,7 +99,7 @@ def test_the_preset_plans_every_source_on_a_mirror(mirror, monkeypatch):
     # n is far above what the mirror holds: every candidate is taken; COCO keypoints only
     # where a person is labelled (1 or 2 figures per image: all 3 images)
     assert counts == {"openimages": 5, "sa1b": 4, "coco": 3, "coco_rem": 4, "entityv2": 3}
-    foregrounds = composite.foreground_refs(load_composite(PRESET))
+    foregrounds = composite.foreground_refs(load_params(CompositeStageParams, PRESET))
     roots = {Path(root).name for root, _ in foregrounds}
     assert roots == {"P3M-10k", "AM-2k", "AIM-500"} and len(foregrounds) >= 9
-    assert composite.plan(load_composite(PRESET))[-1][1] == 200_000
+    assert composite.plan(load_params(CompositeStageParams, PRESET))[-1][1] == 200_000

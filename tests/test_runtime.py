@@ -14,8 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CONFIGURE = """
 import os
-from dicepipe.runtime import configure_environment
-configure_environment()
+import dicepipe.environment
 print(os.environ["PREFECT_HOME"])
 """
 
@@ -88,7 +87,7 @@ def _fake_dask_cuda(monkeypatch, gpus: int) -> type:
 
 
 def test_dask_cuda_starts_one_single_threaded_worker_per_gpu(monkeypatch):
-    from dicepipe.params import RunnerParams
+    from dicepipe.params.runner import RunnerParams
     from dicepipe.runtime import make_task_runner
 
     cluster = _fake_dask_cuda(monkeypatch, gpus=4)
@@ -107,20 +106,25 @@ def test_dask_cuda_starts_one_single_threaded_worker_per_gpu(monkeypatch):
 
 
 def test_dask_cuda_without_the_package_says_to_install_the_extra(monkeypatch, capsys):
-    from dicepipe.params import RunnerParams
-    from dicepipe.runtime import make_task_runner, run_flow
+    from dicepipe.entry import run_command
+    from dicepipe.params.runner import RunnerParams
+    from dicepipe.runtime import make_task_runner
 
     monkeypatch.setitem(sys.modules, "dask_cuda", None)  # not installed, whatever this machine has
     monkeypatch.setattr("dicepipe.runtime.share_ephemeral_api", pytest.fail)  # checked first
     with pytest.raises(ImportError, match=r"needs the dask-cuda package.*\.\[cuda\]"):
         make_task_runner(RunnerParams(kind="dask-cuda"))
     never_run = types.SimpleNamespace(with_options=pytest.fail)
-    assert run_flow(never_run, RunnerParams(kind="dask-cuda")) == 1  # the stage exits 1: why
-    assert "pip install -e '.[cuda]'" in capsys.readouterr().out
+
+    def start():
+        return never_run.with_options(task_runner=make_task_runner(RunnerParams("dask-cuda")))
+
+    assert run_command(start) == 1  # the stage exits 1 and says why
+    assert "pip install -e '.[cuda]'" in capsys.readouterr().err
 
 
 def test_the_cluster_class_is_a_dotted_class_of_a_local_dask_cluster():
-    from dicepipe.params import RunnerParams
+    from dicepipe.params.runner import RunnerParams
 
     assert RunnerParams(kind="dask").local_cluster_class == "distributed.LocalCluster"
     assert RunnerParams(kind="dask-cuda").local_cluster_class == "dask_cuda.LocalCUDACluster"
@@ -134,3 +138,48 @@ def test_the_cluster_class_is_a_dotted_class_of_a_local_dask_cluster():
     ):
         with pytest.raises(ValueError, match="cluster_class"):
             RunnerParams(**bad)
+
+
+def test_resources_are_validated_and_parsed():
+    from dicepipe.params.runner import RunnerParams
+
+    parsed = RunnerParams(kind="dask", resources=("GPU=1", "MEM=0.5")).task_resources()
+    assert parsed == {"GPU": 1.0, "MEM": 0.5}
+    for bad in (("GPU",), ("GPU=0",), ("GPU=one",), ("GPU=1", "GPU=2"), ("=1",)):
+        with pytest.raises(ValueError, match="not a distinct NAME=positive amount"):
+            RunnerParams(kind="dask", resources=bad)
+    with pytest.raises(ValueError, match="only to Dask runners"):
+        RunnerParams(kind="threads", resources=("GPU=1",))
+
+
+def test_tasks_needing_a_resource_run_only_on_workers_that_have_it():
+    """One scheduler, a `GPU=1` worker and a `CPU=1` worker: units submitted with `GPU=1` all
+    land on the GPU worker, the others on either (the multi-node recipe of docs/scale.md)."""
+    from distributed import Scheduler, SpecCluster, Worker
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect_dask import DaskTaskRunner
+
+    from dicepipe.runtime import run_tasks
+
+    @task(cache_policy=NO_CACHE)
+    def where(unit: int) -> dict:
+        from distributed import get_worker
+
+        return {"unit": unit, "worker": get_worker().name}
+
+    def worker(resource: str) -> dict:
+        options = {"nthreads": 1, "resources": {resource: 1}}
+        return {"cls": Worker, "options": options}
+
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    workers = {"gpu": worker("GPU"), "cpu": worker("CPU")}
+    with SpecCluster(scheduler=scheduler, workers=workers) as cluster:
+
+        @flow(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+        def spread() -> list[dict]:
+            return run_tasks(where, list(range(6)), label="units", resources={"GPU": 1})
+
+        placed = spread()
+    assert [p["unit"] for p in placed] == list(range(6))
+    assert {p["worker"] for p in placed} == {"gpu"}

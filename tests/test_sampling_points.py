@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dicepipe.params import EncodeParams, PointParams
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.points import PointParams
 from dicepipe.pipeline.examples import _point_target
 from dicepipe.sampling import pixel_draw, point_count, prompt_points
 

@@ -107,11 +107,12 @@ def _accounting_line(accounting: dict[str, Any]) -> str:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from dicepipe.params import load_label
+    from dicepipe.config import load_params
+    from dicepipe.params.label import LabelParams
     from dicepipe.storage import write_json
     from dicepipe.teachers.audit_run import format_audit, run_audit
 
-    params = load_label(args.params)
+    params = load_params(LabelParams, args.params)
     report = run_audit(params, args.teacher, args.scenes, args.width, args.height)
     print(format_audit(report))
     if args.out:
@@ -216,9 +217,8 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dicepipe` command."""
-    from dicepipe.runtime import configure_environment
+    import dicepipe.environment  # noqa: F401 - offline defaults before any Hugging Face import
 
-    configure_environment()
     args = build_parser().parse_args(argv)
     return args.run(args)
 

@@ -16,13 +16,28 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
-# What every stage runs: the package face, params parsing, the task registry, storage, runtime.
-_CORE = ("__init__.py", "config.py", "params.py", "runtime.py", "storage.py", "tasks.py")
-# What the data stages share besides: this module, the schemas, the stage helpers.
+# What every stage runs: the package face, params parsing, errors, the offline environment,
+# the command-line entry, the data layout, the task registry, storage. `params/__init__.py`
+# only names the sections; each stage adds its own sections' modules below.
+_CORE = (
+    "__init__.py",
+    "config.py",
+    "entry.py",
+    "environment.py",
+    "errors.py",
+    "layout.py",
+    "params/__init__.py",
+    "storage.py",
+    "tasks.py",
+)
+# What the data stages share besides: this module, the schemas, the Prefect runner, the stage
+# helpers.
 _SHARED = (
     *_CORE,
     "codescope.py",
+    "params/runner.py",
     "records.py",
+    "runtime.py",
     "pipeline/__init__.py",
     "pipeline/summary.py",
     "pipeline/units.py",
@@ -31,6 +46,8 @@ _SHARED = (
 # What training and few-shot finetuning share: the model, the shard loader, checkpoints.
 _MODEL_TRAINING = (
     *_CORE,
+    "params/loader.py",
+    "params/train.py",
     "imageio.py",
     "sampling.py",
     "weights.py",
@@ -47,6 +64,8 @@ _MODEL_TRAINING = (
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "sample": (
         *_SHARED,
+        "params/points.py",
+        "params/sample.py",
         "imageio.py",
         "sampling.py",
         "sources",
@@ -54,6 +73,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     ),
     "label": (
         *_SHARED,
+        "params/label.py",
+        "params/points.py",  # the synthetic renderer's params (ground-truth re-rendering)
+        "params/sample.py",
         "imageio.py",
         "sampling.py",
         "weights.py",
@@ -65,6 +87,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     ),
     "composite": (
         *_SHARED,
+        "params/composite.py",
+        "params/points.py",
         "imageio.py",
         "sampling.py",
         "composite",
@@ -77,6 +101,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     ),
     "encode": (
         *_SHARED,
+        "params/encode.py",
+        "params/points.py",
         "imageio.py",
         "sampling.py",
         "targets",
@@ -91,10 +117,14 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "train/distributed.py",
         "train/loop.py",
     ),
-    "finetune": (*_MODEL_TRAINING, "targets", "train/finetune.py"),
+    "finetune": (*_MODEL_TRAINING, "params/finetune.py", "targets", "train/finetune.py"),
     # The evaluation stage (stages/evaluate.py); the scheduled flows/reevaluate.py runs it too.
     "evaluate": (
         *_CORE,
+        "params/evaluate.py",
+        "params/points.py",  # the held-out scenes are rendered with the synthetic source's
+        "params/runner.py",  # schema (params/sample.py); re-evaluation's runner
+        "params/sample.py",
         "records.py",
         "imageio.py",
         "sampling.py",

@@ -1,8 +1,8 @@
 """`params.yaml` sections as frozen dataclasses, validated on load.
 
-Every stage reads its own section through `load_section`, so Prefect parameters and DVC params
-never drift apart. An unknown key or a bad value raises `ConfigError` naming the section, the
-key and what is allowed.
+Every stage reads its own section through `load_params(SectionParams, path)`, so Prefect
+parameters and DVC params never drift apart. An unknown key or a bad value raises
+`ConfigError` naming the section, the key and what is allowed.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from dicepipe.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A params.yaml section that does not match its schema."""
 
 
@@ -31,11 +33,21 @@ def bounded(default: Any, *, lo: float | None = None, hi: float | None = None) -
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a params file with `yaml.safe_load`; the top level must be a mapping."""
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the params file: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
+
+
+def load_params(cls: type[T], path: str | Path = "params.yaml") -> T:
+    """Load the section `cls.SECTION` of a params file into the dataclass `cls`, validated."""
+    return load_section(path, cls.SECTION, cls)  # type: ignore[attr-defined]
 
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:
@@ -75,6 +87,8 @@ def parse(data: Any, cls: type[T], where: str) -> T:
 
 def _check_bounds(value: Any, metadata: Mapping[str, Any], where: str) -> None:
     lo, hi = metadata.get("lo"), metadata.get("hi")
+    if value is None:
+        return  # an optional value may be null whatever its bounds
     if lo is not None and value < lo:
         raise ConfigError(f"{where}: {value!r} is below the minimum {lo}")
     if hi is not None and value > hi:

@@ -1,75 +1,19 @@
-"""Running stage units under Prefect: quiet offline environment, task runner, progress.
+"""Running stage units under Prefect: the task runner the params name, progress, summaries.
 
-Prefect is imported inside functions: `configure_environment` must run before its first import.
+Prefect is imported inside functions, after `dicepipe.environment` has configured it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dicepipe.params import RunnerParams
-
-CACHE_DIR = Path(".cache")
-
-# Offline and quiet defaults; an explicit value in the environment always wins.
-ENVIRONMENT_DEFAULTS = {
-    "HF_HUB_OFFLINE": "1",  # never reach the Hugging Face Hub: weights come from local folders
-    "HF_DATASETS_OFFLINE": "1",  # datasets must not look for remote scripts or data
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from the ephemeral server
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # 2 slow cores need longer
-    "PREFECT_LOGGING_LEVEL": "WARNING",  # stage summaries, not per-task chatter
-    "DVC_NO_ANALYTICS": "1",
-    "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations checks its version online at import
-}
-
-
-def configure_environment(cache_dir: Path | None = None) -> None:
-    """Set offline/quiet defaults and put Prefect's home and caches under the project cache."""
-    cache = (cache_dir or Path(os.environ.get("DICEPIPE_CACHE", CACHE_DIR))).resolve()
-    for name, value in ENVIRONMENT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    os.environ.setdefault("PREFECT_HOME", str(cache / "prefect"))
-    os.environ.setdefault("HF_HOME", str(cache / "huggingface"))
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache / "numba"))
-    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(cache / "dvc-site"))
-    # Prefect's ephemeral server keeps its SQLite database in PREFECT_HOME and does not create
-    # missing parents: in a fresh clone (no .cache yet) every flow would time out at startup.
-    home = Path(os.environ["PREFECT_HOME"]).expanduser()
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"cannot create PREFECT_HOME {home}: {error}") from None
-    _forget_parent_thread_exits_in_forked_children()
-
-
-_FORK_HOOK_INSTALLED = False
-
-
-def _forget_parent_thread_exits_in_forked_children() -> None:
-    """Install (once) a fork hook that drops the thread-exit callbacks a child inherits.
-
-    Prefect's background services register `threading._register_atexit` callbacks that drain
-    their threads. A forked child (a DataLoader worker, a multiprocessing process) has none of
-    those threads, so the inherited callback fails an assertion at the child's exit and every
-    such child exits with status 1 once the parent has run a flow: DataLoader then reports
-    "worker exited unexpectedly". The child's own exit callbacks are registered after the
-    fork and are kept.
-    """
-    global _FORK_HOOK_INSTALLED
-    if _FORK_HOOK_INSTALLED or not hasattr(os, "register_at_fork"):
-        return
-    import threading
-
-    def forget() -> None:
-        callbacks = getattr(threading, "_threading_atexits", None)
-        if isinstance(callbacks, list):
-            callbacks.clear()
-
-    os.register_at_fork(after_in_child=forget)
-    _FORK_HOOK_INSTALLED = True
+from dicepipe.config import load_params
+from dicepipe.entry import parser_for, run_command
+from dicepipe.layout import STAGE_FOLDERS
+from dicepipe.params.runner import RunnerParams
 
 
 def make_task_runner(params: RunnerParams) -> Any:
@@ -170,15 +114,21 @@ def share_ephemeral_api() -> str:
 
 
 def run_tasks(
-    task: Any, units: Sequence[Any], *args: Any, label: str = "units"
+    task: Any,
+    units: Sequence[Any],
+    *args: Any,
+    label: str = "units",
+    resources: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Submit `task(unit, *args)` for every unit inside the running flow and gather manifests,
-    in plan order, with a Prefect progress artifact and a terminal progress bar."""
+    in plan order, with a Prefect progress artifact and a terminal progress bar. `resources`
+    (Dask runners) are the worker resources each task needs (`RunnerParams.task_resources`)."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
     from prefect.futures import as_completed
     from tqdm import tqdm
 
-    futures = [task.submit(unit, *args) for unit in units]
+    with _annotated(resources):
+        futures = [task.submit(unit, *args) for unit in units]
     if not futures:
         return []
     artifact = create_progress_artifact(0.0, description=f"{label} done")
@@ -187,6 +137,16 @@ def run_tasks(
             bar.update(1)
             update_progress_artifact(artifact, 100.0 * done / len(futures))
     return [future.result() for future in futures]
+
+
+def _annotated(resources: Mapping[str, float] | None) -> Any:
+    """A Dask annotation of the tasks submitted inside it (prefect-dask passes it on), or a
+    no-op without resources."""
+    if not resources:
+        return contextlib.nullcontext()
+    import dask
+
+    return dask.annotate(resources=dict(resources))
 
 
 def publish_summary(title: str, table: list[dict[str, Any]], markdown: str) -> None:
@@ -198,39 +158,22 @@ def publish_summary(title: str, table: list[dict[str, Any]], markdown: str) -> N
     create_markdown_artifact(markdown, key=f"{key}-summary", description=title)
 
 
-def stage_main(
+def flow_main(
     flow: Any,
-    section: str,
-    folders: dict[str, str],
+    stage: str,
+    schema: type,
+    description: str | None,
     argv: Sequence[str] | None = None,
-    description: str | None = None,
 ) -> int:
-    """The command line of a stage entry point: `--params P` and one `--NAME DIR` per folder
-    (in the flow's argument order), then the flow under the section's task runner; the exit
-    status (0, or 1 with the error printed)."""
-    import argparse
+    """The command line of a data-stage flow: `--params` and one `--NAME DIR` per folder of the
+    stage (`dicepipe.layout.STAGE_FOLDERS`), then the flow under the task runner of the
+    section's `runner`; the exit status of `dicepipe.entry.run_command`."""
+    folders = STAGE_FOLDERS[stage]
+    args = parser_for(description, folders).parse_args(argv)
 
-    from dicepipe.params import load
+    def run() -> None:
+        params = load_params(schema, args.params)
+        runner = make_task_runner(params.runner)
+        flow.with_options(task_runner=runner)(args.params, *(getattr(args, n) for n in folders))
 
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml")
-    for name, default in folders.items():
-        parser.add_argument(f"--{name}", default=default)
-    args = parser.parse_args(argv)
-    paths = [getattr(args, name) for name in folders]
-    return run_flow(flow, load(section, args.params).runner, args.params, *paths)
-
-
-def run_flow(flow: Any, runner: RunnerParams, *args: Any) -> int:
-    """Run a Prefect flow under the task runner its params name; the CLI exit status."""
-    return call_main(lambda: flow.with_options(task_runner=make_task_runner(runner))(*args))
-
-
-def call_main(flow_call: Callable[[], Any]) -> int:
-    """Run a flow for a CLI entry point: exit status 0 on success, 1 with the error otherwise."""
-    try:
-        flow_call()
-    except Exception as error:  # noqa: BLE001 - report any failure as a non-zero exit
-        print(f"error: {type(error).__name__}: {error}")
-        return 1
-    return 0
+    return run_command(run)

@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicepipe.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -19,7 +21,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """A teacher checkpoint that is not on this machine; the message says where to put it."""
 
 

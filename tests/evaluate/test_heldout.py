@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dicepipe.config import load_params
 from dicepipe.evaluate.heldout import (
     HeldoutLeakError,
     check_heldout,
@@ -19,7 +20,8 @@ from dicepipe.evaluate.heldout import (
     split_ids,
     training_overlap,
 )
-from dicepipe.params import HeldoutParams, load_sample
+from dicepipe.params.evaluate import HeldoutParams
+from dicepipe.params.sample import SampleParams
 from dicepipe.sources.synthetic.scenes import plan_units
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +38,7 @@ def test_no_heldout_render_seed_is_in_the_training_split_of_the_same_seed():
 
 
 def test_the_training_ids_are_those_the_sample_stage_plans():
-    sample = load_sample(REPO / "params.yaml")
+    sample = load_params(SampleParams, REPO / "params.yaml")
     planned = [i for unit in plan_units(sample.synthetic, sample.seed) for i, _ in unit.items]
     assert (
         planned
@@ -52,7 +54,7 @@ def test_no_heldout_scene_is_in_the_shards():
     trained = shard_synthetic_ids(SHARDS)
     if not trained:
         pytest.skip("the shards hold no synthetic rows")
-    params = HeldoutParams(n=1000, seed=load_sample(REPO / "params.yaml").seed)
+    params = HeldoutParams(n=1000, seed=load_params(SampleParams, REPO / "params.yaml").seed)
     assert not training_overlap(heldout_ids(params), [], SHARDS)
     check_heldout(params, SHARDS)
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dicepipe.config import load_params
 from dicepipe.evaluate.history import read_log
-from dicepipe.params import ReevaluateParams, load_evaluate
+from dicepipe.params.evaluate import EvaluateParams, ReevaluateParams
 from tests.evaluate.tiny import fast_params, save_model, write_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_prefect_yaml_deploys_the_flow_on_the_schedule_of_params_yaml():
     (entry,) = [d for d in config["deployments"] if d["name"] == "reevaluate"]
     assert entry["entrypoint"] == "flows/reevaluate.py:reevaluate"
     assert entry["parameters"] == {"params_path": "params.yaml"}
-    section = load_evaluate(REPO / "params.yaml").reevaluate
+    section = load_params(EvaluateParams, REPO / "params.yaml").reevaluate
     (schedule,) = entry["schedules"]
     if section.cron is not None:
         assert schedule == {"cron": section.cron}

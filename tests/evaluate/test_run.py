@@ -11,10 +11,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from dicepipe.config import load_params
 from dicepipe.evaluate.report import write_report
 from dicepipe.evaluate.run import evaluate_model
 from dicepipe.imageio import decode_image
-from dicepipe.params import BenchmarkParams, EvalSamplingParams, load_evaluate
+from dicepipe.params.evaluate import BenchmarkParams, EvalSamplingParams, EvaluateParams
 from stages.evaluate import main as stage_main
 from tests.evaluate.fixtures import gradient_rgb, png_bytes, write_archive, write_split
 from tests.evaluate.tiny import EVAL_TASKS, fast_params, save_model, write_params
@@ -121,7 +122,7 @@ def test_the_stage_entry_point_writes_the_dvc_outputs(tmp_path, capsys):
     save_model(tmp_path / "model")
     params = fast_params(tmp_path, tasks=("depth", "point_segmentation"))
     path = write_params(tmp_path / "params.yaml", params)
-    assert load_evaluate(path) == params
+    assert load_params(EvaluateParams, path) == params
     assert stage_main(["--params", str(path)]) == 0
     assert json.loads((tmp_path / "metrics" / "eval.json").read_text())["heldout"]["depth"]
     assert (tmp_path / "metrics" / "eval" / "preview-point_segmentation.png").is_file()

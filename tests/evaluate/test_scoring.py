@@ -14,7 +14,7 @@ from dicepipe.evaluate.heldout import read_heldout
 from dicepipe.evaluate.objects import PointScorer
 from dicepipe.evaluate.run import evaluate_oracle
 from dicepipe.evaluate.scoring import Query
-from dicepipe.params import BaselineParams, HeldoutParams
+from dicepipe.params.evaluate import BaselineParams, HeldoutParams
 from tests.evaluate.tiny import EVAL_TASKS, fast_params
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from dicepipe.model.inference import INFERENCE_FILE
-from dicepipe.params import (
+from dicepipe.params.evaluate import (
     BaselineParams,
     EvalSamplingParams,
     EvaluateParams,

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dicepipe.imageio import decode_image, encode_png
-from dicepipe.params import CompositeParams, CompositeStageParams, MattingRoots
+from dicepipe.params.composite import CompositeParams, CompositeStageParams, MattingRoots
 from dicepipe.pipeline import composite
 
 MATTING = Path(__file__).resolve().parents[2] / "data" / "sample" / "matting"

@@ -107,6 +107,40 @@ def test_second_repro_has_nothing_to_do(project):
     assert "Running stage" not in output
 
 
+# `dvc repro` in this interpreter with an audit hook listing every file it opens under data/.
+AUDITED_REPRO = """
+import json, os, sys
+data = os.path.join(os.getcwd(), "data") + os.sep
+opened = set()
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if path.startswith(data) and not path.startswith(os.path.join(data, "sample")):
+            opened.add(path)
+sys.addaudithook(hook)
+from dvc.cli import main
+code = main(["repro"])
+print("OPENED " + json.dumps(sorted(opened)))
+sys.exit(code)
+"""
+
+
+def test_a_no_op_repro_reads_no_data_bytes(project):
+    output = _run([sys.executable, "-c", AUDITED_REPRO], project)
+    assert "Running stage" not in output
+    opened = json.loads(output.split("OPENED ", 1)[1].splitlines()[0])
+    assert opened == []  # DVC's state database answers every hash; no data file is opened
+
+
+def test_intermediate_data_stays_out_of_the_dvc_cache(project):
+    cached = {p.name for p in (project / ".dvc" / "cache").rglob("*") if p.is_file()}
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    samples = next(o for o in lock["sample"]["outs"] if o["path"] == "data/work/samples")
+    shards = next(o for o in lock["encode"]["outs"] if o["path"] == "data/shards")
+    assert samples["md5"].removesuffix(".dir")[2:] not in cached  # hashed, not copied
+    assert shards["md5"].removesuffix(".dir")[2:] in cached  # the shards are, for a remote
+
+
 def test_changing_an_encode_param_reruns_only_encode(project):
     params_path = project / "params.yaml"
     params = yaml.safe_load(params_path.read_text())

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import EncodeParams, RunnerParams
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.runner import RunnerParams
 from dicepipe.pipeline import encode, label
 from dicepipe.pipeline.summary import item_accounting
 from dicepipe.pipeline.units import error_path

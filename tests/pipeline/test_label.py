@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import LabelParams, RunnerParams
+from dicepipe.params.label import LabelParams
+from dicepipe.params.runner import RunnerParams
 from dicepipe.pipeline import label
 from dicepipe.records import SAMPLE_SCHEMA
 from dicepipe.sources.common import sample_row
@@ -123,7 +124,8 @@ def test_the_sample_row_focal_length_reaches_the_teacher(tmp_path, tiny_weights)
 LABEL_UNIT = """
 import sys
 from pathlib import Path
-from dicepipe.params import LabelParams, RunnerParams
+from dicepipe.params.label import LabelParams
+from dicepipe.params.runner import RunnerParams
 from dicepipe.pipeline import label
 from dicepipe.teachers import make_teacher
 

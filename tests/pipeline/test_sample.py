@@ -20,8 +20,9 @@ import pytest
 import yaml
 from pycocotools import mask as mask_utils
 
+from dicepipe.config import load_params
 from dicepipe.imageio import encode_jpeg
-from dicepipe.params import load_sample
+from dicepipe.params.sample import SampleParams
 from dicepipe.pipeline import sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,9 +180,10 @@ def test_summary_accounts_for_every_item(flow_outputs):
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-from dicepipe.params import load_sample
+from dicepipe.config import load_params
+from dicepipe.params.sample import SampleParams
 from dicepipe.pipeline import sample
-params, out, victim = load_sample(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+params, out, victim = load_params(SampleParams, sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 real = sample.read_unit
 def dying(unit, params):
     for number, outcome in enumerate(real(unit, params)):
@@ -195,14 +197,14 @@ for unit in sample.plan(params):
 
 
 def _rerun(params: Path, out: Path) -> None:
-    loaded = load_sample(params)
+    loaded = load_params(SampleParams, params)
     for unit in sample.plan(loaded):
         sample.run_unit(unit, loaded, out)
 
 
 def test_a_killed_run_resumes_to_the_same_bytes(corpus, flow_outputs, tmp_path):
     params, out = corpus / "params-threads.yaml", tmp_path / "out"
-    names = [unit.name for unit in sample.plan(load_sample(params))]
+    names = [unit.name for unit in sample.plan(load_params(SampleParams, params))]
     victim = names[3]
     args = [sys.executable, "-c", KILLER, str(params), str(out), victim]
     killed = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -23,19 +23,12 @@ import numpy as np
 from PIL import Image
 
 from dicepipe.imageio import encode_jpeg, encode_png
-from dicepipe.params import (
-    CocoParams,
-    CompositeParams,
-    CompositeStageParams,
-    EncodeParams,
-    LabelParams,
-    MattingRoots,
-    OpenImagesParams,
-    PointParams,
-    RunnerParams,
-    Sa1bParams,
-    SampleParams,
-)
+from dicepipe.params.composite import CompositeParams, CompositeStageParams, MattingRoots
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.label import LabelParams
+from dicepipe.params.points import PointParams
+from dicepipe.params.runner import RunnerParams
+from dicepipe.params.sample import CocoParams, OpenImagesParams, Sa1bParams, SampleParams
 from tests.reliability.craft import (
     add_member,
     box,

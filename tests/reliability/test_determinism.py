@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import LabelParams
+from dicepipe.params.label import LabelParams
 from dicepipe.pipeline import label
 from dicepipe.records import SAMPLE_SCHEMA
 from dicepipe.sources.common import sample_row

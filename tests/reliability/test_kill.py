@@ -28,7 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from dicepipe.params import load_label, load_sample
+from dicepipe.config import load_params
+from dicepipe.params.label import LabelParams
+from dicepipe.params.sample import SampleParams
 from dicepipe.pipeline import label, sample
 from dicepipe.teachers import make_teacher
 from tests.project import (
@@ -79,10 +81,10 @@ def encode_inputs(tmp_path_factory, keep_torch_threads) -> Path:
     shutil.copy2(REPO / "params.yaml", root / "params.yaml")
     set_params(root, {**QUICK_DATA, ("label", "num_workers"): 0})
     with contextlib.chdir(REPO):  # the params name the sample by paths relative to the project
-        params = load_sample(root / "params.yaml")
+        params = load_params(SampleParams, root / "params.yaml")
         for unit in sample.plan(params):
             sample.run_unit(unit, params, root / "samples")
-        labelling = load_label(root / "params.yaml")
+        labelling = load_params(LabelParams, root / "params.yaml")
         teacher = make_teacher(labelling)
         for path in label.plan(labelling, root / "samples"):
             label.run_unit(path, teacher, labelling, root / "labels")

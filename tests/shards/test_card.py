@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from dicepipe.imageio import decode_image, encode_png
-from dicepipe.params import EncodeParams
+from dicepipe.params.encode import EncodeParams
 from dicepipe.shards.card import (
     CARD_NAME,
     params_digest,
@@ -138,7 +138,7 @@ def test_size_category(rows, name):
 
 
 def test_the_runner_is_neither_recorded_nor_digested(shards):
-    from dicepipe.params import RunnerParams
+    from dicepipe.params.runner import RunnerParams
 
     folder, manifest = shards
     dask = EncodeParams(runner=RunnerParams(kind="dask", max_workers=7))

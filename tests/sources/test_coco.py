@@ -9,7 +9,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from dicepipe.imageio import encode_jpeg
-from dicepipe.params import CocoParams, SampleParams
+from dicepipe.params.sample import CocoParams, SampleParams
 from dicepipe.records import ItemError
 from dicepipe.sources.coco import check_relative_path, iter_unit, plan_units
 from dicepipe.sources.common import collect
@@ -151,7 +151,7 @@ def test_polygons_with_fewer_than_three_points_are_quarantined(tmp_path):
 
 ABSURD = """
 import json, sys
-from dicepipe.params import CocoParams, SampleParams
+from dicepipe.params.sample import CocoParams, SampleParams
 from dicepipe.sources.coco import iter_unit, plan_units
 from dicepipe.sources.common import collect
 section = CocoParams(annotations=sys.argv[1], images=sys.argv[2], n=10, block_images=2)

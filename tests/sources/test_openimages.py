@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dicepipe.imageio import decode_image, encode_jpeg
-from dicepipe.params import OpenImagesParams, SampleParams
+from dicepipe.params.sample import OpenImagesParams, SampleParams
 from dicepipe.sources.common import collect
 from dicepipe.sources.openimages import iter_unit, parse_rotation, plan_units
 from tests.reliability.craft import (

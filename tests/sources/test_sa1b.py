@@ -8,7 +8,9 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from dicepipe.imageio import encode_jpeg
-from dicepipe.params import EncodeParams, PointParams, Sa1bParams, SampleParams
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.points import PointParams
+from dicepipe.params.sample import Sa1bParams, SampleParams
 from dicepipe.pipeline.examples import examples_for_item
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng

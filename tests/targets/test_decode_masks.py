@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dicepipe.params import MaskDecodeParams
 from dicepipe.targets.decode_masks import decode_instance_masks
 from dicepipe.targets.segmentation import encode_instances
+from dicepipe.targets.thresholds import MaskDecodeParams
 
 SEEDS = range(8)
 

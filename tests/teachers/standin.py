@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dicepipe.params import LabelParams
+from dicepipe.params.label import LabelParams
 from dicepipe.teachers import model_device
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 from dicepipe.teachers.normals import GeometryNormalsTeacher

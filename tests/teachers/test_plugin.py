@@ -13,7 +13,8 @@ import pytest
 from dicepipe.codescope import stage_code_version
 from dicepipe.config import ConfigError, parse
 from dicepipe.imageio import encode_png
-from dicepipe.params import LabelParams, RunnerParams
+from dicepipe.params.label import LabelParams
+from dicepipe.params.runner import RunnerParams
 from dicepipe.pipeline import label
 from dicepipe.records import SAMPLE_SCHEMA
 from dicepipe.sources.common import sample_row

@@ -9,7 +9,7 @@ import time
 
 from dicepipe import teachers
 from dicepipe.imageio import encode_png
-from dicepipe.params import LabelParams
+from dicepipe.params.label import LabelParams
 from dicepipe.teachers.stream import StreamItem, decoded_batches
 
 

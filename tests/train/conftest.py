@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import LoaderParams, ModelOverrides, TrainParams
+from dicepipe.params.loader import LoaderParams
+from dicepipe.params.train import ModelOverrides, TrainParams
 from dicepipe.shards.writer import image_cell, write_shard
 from dicepipe.tasks import SHARD_TASKS, TASK_PROMPTS
 

@@ -68,7 +68,8 @@ def test_publish_replaces_an_existing_folder(tmp_path):
 
 
 def test_re_encoded_shards_start_a_new_run_instead_of_resuming(tmp_path):
-    from dicepipe.params import LoaderParams, TrainParams
+    from dicepipe.params.loader import LoaderParams
+    from dicepipe.params.train import TrainParams
     from dicepipe.shards.manifest import write_manifest
     from dicepipe.train.build import run_digest
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dicepipe.model import DiceptionModel
-from dicepipe.params import FinetuneParams
+from dicepipe.params.finetune import FinetuneParams
 from dicepipe.train.finetune import finetune, make_pairs, pick_images
 
 from .conftest import SIDE, TEST_MODEL

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import LoaderParams
+from dicepipe.params.loader import LoaderParams
 from dicepipe.shards.writer import image_cell, shard_schema
 from dicepipe.tasks import SHARD_TASKS as TASKS
 from dicepipe.tasks import TASK_PROMPTS

@@ -10,7 +10,7 @@ from diffusers import AutoencoderKL, SD3Transformer2DModel
 
 from dicepipe.model import DiceptionModel
 from dicepipe.model.inference import load_checkpoint
-from dicepipe.params import ModelOverrides
+from dicepipe.params.train import ModelOverrides
 from dicepipe.train.loop import train
 from tests.model.test_prompts import _tiny_sd3_text_folder
 

@@ -24,7 +24,7 @@ from dicepipe.composite.geometry import (
     place_foreground,
     prepare_background,
 )
-from dicepipe.params import CompositeParams
+from dicepipe.params.composite import CompositeParams
 from dicepipe.sampling import point_count, prompt_points
 
 __all__ = [

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dicepipe.evaluate.heldout import split_ids
-from dicepipe.params import BaselineParams, HeldoutParams
+from dicepipe.params.evaluate import BaselineParams, HeldoutParams
 
 EMPTY_PEOPLE = np.zeros((0, 17, 3), np.float64)
 

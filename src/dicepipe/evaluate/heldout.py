@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from dicepipe.evaluate.benchmarks.sample import BenchmarkSample, Instances, People
-from dicepipe.params import HeldoutParams, SyntheticParams
+from dicepipe.params.evaluate import HeldoutParams
+from dicepipe.params.sample import SyntheticParams
 from dicepipe.sources.synthetic.render import Scene
 from dicepipe.sources.synthetic.scenes import SOURCE, parse_scene_id, render_from_id, scene_id
 

@@ -27,7 +27,7 @@ from glob import glob
 from pathlib import Path
 from typing import Any
 
-from dicepipe.params import EvaluateParams, ReevaluateParams
+from dicepipe.params.evaluate import EvaluateParams, ReevaluateParams
 from dicepipe.storage import atomic_write, digest_of, sha256_file, write_json
 
 STEP = re.compile(r"checkpoint-(\d+)")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dicepipe.evaluate.scoring import Query
-from dicepipe.params import EvalSamplingParams
+from dicepipe.params.evaluate import EvalSamplingParams
 
 # diffusers' from_pretrained builds models under accelerate's `init_empty_weights`, which
 # patches torch.nn.Module process-wide: two threads loading at once can leave it patched (every

@@ -22,7 +22,7 @@ from dicepipe.evaluate.history import (
     sync_log,
 )
 from dicepipe.evaluate.report import write_png
-from dicepipe.params import EvaluateParams
+from dicepipe.params.evaluate import EvaluateParams
 
 Evaluator = Callable[[list[Checkpoint]], list[dict[str, Any]]]
 

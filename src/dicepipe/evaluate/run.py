@@ -23,7 +23,7 @@ from dicepipe.evaluate.benchmarks.sample import BenchmarkSample
 from dicepipe.evaluate.predict import load_model, predict_queries
 from dicepipe.evaluate.scorers import make_scorers
 from dicepipe.evaluate.scoring import Query, Scorer
-from dicepipe.params import BenchmarkParams, EvaluateParams
+from dicepipe.params.evaluate import BenchmarkParams, EvaluateParams
 
 CHUNK_IMAGES = 16  # images read, predicted and scored together
 

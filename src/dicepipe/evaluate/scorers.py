@@ -6,7 +6,7 @@ from dicepipe.evaluate.baselines import Baselines
 from dicepipe.evaluate.dense import DepthScorer, NormalScorer
 from dicepipe.evaluate.objects import EntityScorer, PointScorer, PoseScorer
 from dicepipe.evaluate.scoring import Scorer
-from dicepipe.params import EvaluateParams
+from dicepipe.params.evaluate import EvaluateParams
 
 SCORERS: dict[str, type[Scorer]] = {
     kind.task: kind for kind in (DepthScorer, NormalScorer, PointScorer, EntityScorer, PoseScorer)

@@ -16,7 +16,7 @@ import numpy as np
 
 from dicepipe.evaluate.baselines import Baselines
 from dicepipe.evaluate.benchmarks.sample import BenchmarkSample
-from dicepipe.params import EvaluateParams
+from dicepipe.params.evaluate import EvaluateParams
 
 SYSTEMS = ("model", "baseline")
 # The figures plotted and tracked over checkpoints: (metric, higher is better).

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dicepipe.errors import UserError
 from dicepipe.imageio import ImageDecodeError, decode_image, encode_png, resize_square
 from dicepipe.storage import atomic_write, write_json
 
@@ -26,7 +27,7 @@ from .space import make_space
 INFERENCE_FILE = "inference.json"
 
 
-class PredictError(ValueError):
+class PredictError(UserError, ValueError):
     """A bad request: missing checkpoint or file, not an image, unknown task, bad points."""
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from dicepipe.codescope import stage_code_version
 from dicepipe.composite.make import CompositeError, cached_foreground, make_composite
 from dicepipe.imageio import ImageDecodeError, decode_image, encode_png
-from dicepipe.params import CompositeStageParams
+from dicepipe.params.composite import CompositeStageParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
 from dicepipe.records import COMPOSITE_SCHEMA, QUARANTINE_SCHEMA, ItemError, quarantine_row
 from dicepipe.sampling import item_rng

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
-from dicepipe.params import EncodeParams
+from dicepipe.params.encode import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
 from dicepipe.pipeline.units import error_path, file_keys
 from dicepipe.records import QUARANTINE_SCHEMA, ItemError, decode_label_arrays, quarantine_row

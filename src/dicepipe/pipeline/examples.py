@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dicepipe.imageio import ImageDecodeError, encode_png, rle_mask, rle_runs_from_strings
-from dicepipe.params import EncodeParams
+from dicepipe.params.encode import EncodeParams
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng, point_count, prompt_points
 from dicepipe.shards.writer import image_cell

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
-from dicepipe.params import LabelParams
+from dicepipe.params.label import LabelParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
 from dicepipe.records import LABEL_SCHEMA
 from dicepipe.storage import digest_of, sha256_file

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
-from dicepipe.params import SampleParams
+from dicepipe.params.sample import SampleParams
 from dicepipe.pipeline.units import error_path, is_done, unit_manifest
 from dicepipe.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, quarantine_row
 from dicepipe.sources import coco, openimages, sa1b

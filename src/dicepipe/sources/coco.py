@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicepipe.imageio import DEFAULT_MAX_PIXELS, rle_string
-from dicepipe.params import CocoParams, SampleParams
+from dicepipe.params.sample import CocoParams, SampleParams
 from dicepipe.sampling import bottom_k_items
 from dicepipe.sources.coco_stream import stream_coco
 from dicepipe.sources.common import (

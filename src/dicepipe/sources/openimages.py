@@ -30,7 +30,7 @@ import fsspec
 from PIL import Image
 
 from dicepipe.imageio import exif_orientation
-from dicepipe.params import OpenImagesParams, SampleParams
+from dicepipe.params.sample import OpenImagesParams, SampleParams
 from dicepipe.sampling import bottom_k_items
 from dicepipe.sources.common import (
     ItemError,

@@ -33,7 +33,7 @@ from typing import Any
 import fsspec
 
 from dicepipe.imageio import rle_string
-from dicepipe.params import Sa1bParams, SampleParams
+from dicepipe.params.sample import Sa1bParams, SampleParams
 from dicepipe.sampling import bottom_k_items, item_rng
 from dicepipe.sources.common import (
     ItemError,

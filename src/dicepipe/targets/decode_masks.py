@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dicepipe.params import MaskDecodeParams
 from dicepipe.targets._checks import as_rgb_uint8
 from dicepipe.targets.mask_clusters import cluster_colours
+from dicepipe.targets.thresholds import MaskDecodeParams
 
 
 def _opened(mask: np.ndarray, kernel_size: int) -> np.ndarray:

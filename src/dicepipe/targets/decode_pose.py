@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dicepipe.params import PoseDecodeParams
 from dicepipe.targets._checks import as_rgb_uint8
 from dicepipe.targets.pose import KEYPOINT_COLOR, as_keypoints
+from dicepipe.targets.thresholds import PoseDecodeParams
 
 
 def _fill_ratio(xs: np.ndarray, ys: np.ndarray) -> float:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dicepipe.params import MaskDecodeParams
 from dicepipe.targets._checks import as_rgb_uint8
+from dicepipe.targets.thresholds import MaskDecodeParams
 
 _SPLIT_SEEDS = 3  # densest far colours tried, in turn, as the second 2-means seed
 

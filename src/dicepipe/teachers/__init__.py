@@ -6,7 +6,7 @@ import os
 import threading
 from dataclasses import asdict
 
-from dicepipe.params import LabelParams
+from dicepipe.params.label import LabelParams
 from dicepipe.storage import digest_of
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 

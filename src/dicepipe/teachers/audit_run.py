@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from dicepipe.params import LabelParams
+from dicepipe.params.label import LabelParams
 from dicepipe.storage import atomic_write
 from dicepipe.teachers.audit import audit_teacher, render_audit_scenes
 

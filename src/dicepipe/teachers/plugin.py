@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dicepipe.params import BUILTIN_NORMALS, LabelParams
+from dicepipe.params.label import BUILTIN_NORMALS, LabelParams
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 
 NormalsFactory = Callable[[LabelParams, Teacher], Teacher]

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from dicepipe.model import DiceptionModel, FlowConfig, cache_task_prompts, make_space, preset
-from dicepipe.params import LoaderParams, TrainFlowParams, TrainParams
+from dicepipe.params.loader import LoaderParams
+from dicepipe.params.train import TrainFlowParams, TrainParams
 from dicepipe.shards.manifest import shards_identity
 from dicepipe.storage import digest_of
 from dicepipe.tasks import SHARD_TASKS, TASK_NAMES, TASK_PROMPTS

@@ -30,7 +30,7 @@ from dicepipe.model import (
     save_lora,
     trainable_fraction,
 )
-from dicepipe.params import FinetuneParams
+from dicepipe.params.finetune import FinetuneParams
 from dicepipe.sampling import item_rng, stable_hash
 from dicepipe.shards.manifest import shard_paths
 from dicepipe.storage import atomic_path, write_json

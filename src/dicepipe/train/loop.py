@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicepipe.environment import CACHE_DIR
+
 import torch
 
 from dicepipe.model import FlowConfig, count_parameters, flow_matching_loss
-from dicepipe.params import LoaderParams, TrainParams
-from dicepipe.runtime import CACHE_DIR
+from dicepipe.params.loader import LoaderParams
+from dicepipe.params.train import TrainParams
 from dicepipe.storage import write_json
 from dicepipe.train import checkpoints
 from dicepipe.train.build import (

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dicepipe.imageio import decode_image
-from dicepipe.params import EncodeParams, SampleParams, SyntheticParams
+from dicepipe.params.encode import EncodeParams
+from dicepipe.params.sample import SampleParams, SyntheticParams
 from dicepipe.pipeline.examples import examples_for_item
 from dicepipe.records import ItemError
 from dicepipe.sources.common import collect

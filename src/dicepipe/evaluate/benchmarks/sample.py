@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dicepipe.errors import UserError
 
-class BenchmarkReadError(ValueError):
+
+class BenchmarkReadError(UserError, ValueError):
     """A benchmark file, member or split line that cannot be used; the message names it."""
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dicepipe.imageio import encode_png
-from dicepipe.params import SampleParams, SyntheticParams
+from dicepipe.params.sample import SampleParams, SyntheticParams
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng, prompt_points
 from dicepipe.sources.common import Outcome, Unit, sample_row, unit_name
