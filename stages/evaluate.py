@@ -25,12 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--model", default=None, help="model folder (default: evaluate.model)")
     args = parser.parse_args(argv)
-    try:
+    try:  # ConfigError covers bad params and a bad model folder (ModelFolderError)
         params = load_evaluate(args.params)
+        evaluation = evaluate_model(args.model or params.model, params)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    evaluation = evaluate_model(args.model or params.model, params)
     for path in write_report(evaluation, params.metrics, params.out):
         print(path)
     return 0

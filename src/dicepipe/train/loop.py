@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from dicepipe.model import FlowConfig, count_parameters, flow_matching_loss
+from dicepipe.model.card import write_model_card
 from dicepipe.params import LoaderParams, TrainParams
 from dicepipe.runtime import CACHE_DIR
 from dicepipe.storage import write_json
@@ -281,6 +282,7 @@ def finish(run: Run, start: int, timing: Timing, wall: float) -> dict[str, Any]:
         plot_losses(run.paths.live, run.paths.curves)
         summary = summarise(run.paths.live, run_figures(run, start, timing, wall))
         write_json(run.params.metrics, summary)
+        write_model_card(run.paths.model, run.params, run.inference, summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
