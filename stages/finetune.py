@@ -22,12 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    try:
+    try:  # ConfigError covers bad params and a bad base folder (ModelFolderError)
         params = load("finetune", args.params)
+        summary = finetune(params)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = finetune(params)
     print(
         f"finetune  {summary['task']}: {summary['examples']} examples, rank {summary['rank']},"
         f" trainable {100 * summary['trainable_fraction']:.2f}%,"
