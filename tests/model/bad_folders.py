@@ -75,7 +75,7 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "config of another width": (
         _edit_json("config.json", _other_width),
         "",
-        "do not fit config.json: 12 tensors of another shape",
+        "tensors of another shape (first: points.mlp.0.bias is [32], config.json expects [64])",
     ),
     "missing inference.json": (
         _remove("inference.json"),
