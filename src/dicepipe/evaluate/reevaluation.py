@@ -30,12 +30,10 @@ Evaluator = Callable[[list[Checkpoint]], list[dict[str, Any]]]
 def evaluate_or_report(checkpoint: Checkpoint, params: EvaluateParams) -> dict[str, Any]:
     """Evaluate one checkpoint; any failure is returned as a `failed` result (and nothing is
     recorded, so a later run retries it), never raised: one bad checkpoint stops no other."""
-    from dicepipe.model.folder import ModelFolderError
-
     result = {"folder": checkpoint.folder, "step": checkpoint.step, "sha256": checkpoint.sha256}
     try:
         record = evaluate_checkpoint(checkpoint, params)
-    except (CheckpointError, ModelFolderError) as error:  # the folder's files named
+    except CheckpointError as error:
         return {**result, "status": "broken", "error": str(error)}
     except Exception as error:  # noqa: BLE001 - reported in the run table, retried next run
         return {**result, "status": "failed", "error": f"{type(error).__name__}: {error}"}
