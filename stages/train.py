@@ -24,12 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    try:
+    try:  # ConfigError covers bad params and a training resolution the model cannot take
         params, loader = load_train(args.params), load_loader(args.params)
+        train(params, loader)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    train(params, loader)
     return 0
 
 

@@ -110,3 +110,19 @@ def test_the_effective_resolution_is_the_one_written_for_inference():
     assert info["resolution"] == 64 and info["vae"] is None
     with pytest.raises(ConfigError, match="both null"):
         inference_info(TrainParams(resolution=None), LoaderParams(resolution=None))
+
+
+def test_the_train_stage_refuses_a_loader_resolution_the_model_cannot_take(
+    tmp_path, shards, capsys
+):
+    from stages.train import main
+
+    path = tmp_path / "params.yaml"
+    train = {"resolution": None, "output": str(tmp_path / "run"), "metrics": str(tmp_path / "m")}
+    loader = {"shards": str(shards), "resolution": 256, "num_workers": 0}
+    path.write_text(yaml.safe_dump({"train": train, "loader": loader}))
+    assert main(["--params", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        "error: loader.resolution: resolution 256 gives 64 patches a side; "
+        "the transformer's pos_embed_max_size is 32\n"
+    )

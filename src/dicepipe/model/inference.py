@@ -57,7 +57,7 @@ def load_checkpoint(
     loaded = load_model_folder(folder, device, resolution)
     if lora is not None:
         load_lora(loaded.model, lora)
-        loaded.model.to(loaded.model.device).eval()
+        loaded.model.eval()
     return loaded
 
 
