@@ -12,7 +12,7 @@ INFO = {
     "vae": None,
     "trained_on": {"shards": "data/shards", "manifest_sha256": "ab" * 32},
 }
-METRICS = {"steps": 400, "loss": 0.4123456789, "train_time_s": 12.5, "world_size": 1}
+METRICS = {"steps": 400, "final_loss": 0.4123456789, "train_time_s": 12.5, "world_size": 1}
 
 
 def test_the_card_names_the_data_the_params_and_the_final_metrics():
@@ -21,7 +21,7 @@ def test_the_card_names_the_data_the_params_and_the_final_metrics():
     assert text.startswith("---\nlibrary_name: diffusers\n")
     assert f"- manifest.json sha256: `{'ab' * 32}`" in text
     assert "- shards: `data/shards`" in text and "- resolution: 64 px, pixel space" in text
-    assert "- steps: 400\n- loss: 0.412346\n- train_time_s: 12.5" in text
+    assert "- steps: 400\n- final_loss: 0.412346\n- train_time_s: 12.5" in text
     blocks = text.split("```json\n")[1:]
     assert json.loads(blocks[0].split("```")[0]) == METRICS
     assert json.loads(blocks[1].split("```")[0]) == params

@@ -13,7 +13,15 @@ from dicepipe.storage import atomic_write
 
 from .folder import CARD_FILE
 
-_HEADLINE = ("steps", "loss", "train_time_s", "samples_per_s", "parameters", "world_size")
+_HEADLINE = (
+    "steps",
+    "first_loss",
+    "final_loss",
+    "train_time_s",
+    "samples_per_s",
+    "parameters",
+    "world_size",
+)
 
 
 def render_model_card(
