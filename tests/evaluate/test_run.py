@@ -175,4 +175,5 @@ def test_an_evaluation_resolution_off_the_grid_is_refused(tmp_path, capsys):
     save_model(tmp_path / "model")
     path = write_params(tmp_path / "params.yaml", fast_params(tmp_path, resolution=17))
     assert stage_main(["--params", str(path)]) == 2
-    assert "resolution 17 is not a multiple of 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == "error: evaluate.resolution: resolution 17 is not a multiple of 2 (patch x VAE)\n"

@@ -126,3 +126,12 @@ def test_finetune_runs_on_a_latent_base_in_bf16_with_checkpointing(tmp_path, lat
     tokens, pooled = load_prompt_cache(f"{latent_base}/prompts.safetensors")["highlight"]
     assert torch.equal(fresh.task_table.tokens[task], tokens)  # the prompt's own encoding
     assert torch.equal(fresh.task_table.pooled[task], pooled)
+
+
+def test_a_broken_base_or_resolution_is_a_clear_error(tmp_path, base, shards):
+    from dicepipe.model.folder import ModelFolderError
+
+    with pytest.raises(ModelFolderError, match="finetune.resolution: resolution 17 is not a"):
+        finetune(_params(tmp_path, base, shards, resolution=17))
+    with pytest.raises(ModelFolderError, match=f"model folder {tmp_path / 'none'} does not exist"):
+        finetune(_params(tmp_path, str(tmp_path / "none"), shards))

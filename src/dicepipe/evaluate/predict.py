@@ -26,7 +26,7 @@ def load_model(folder: str | Path, device: str, resolution: int | None) -> Any:
     from dicepipe.model.folder import load_model_folder
 
     with _LOADING:
-        return load_model_folder(folder, device, resolution)
+        return load_model_folder(folder, device, resolution, "evaluate.resolution")
 
 
 def _batches(items: Sequence[Query], size: int) -> Iterator[list[Query]]:

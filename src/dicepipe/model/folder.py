@@ -272,15 +272,19 @@ def read_model_folder(path: str | Path) -> ModelFolder:
 
 
 def load_model_folder(
-    path: str | Path, device: str = "auto", resolution: int | None = None
+    path: str | Path,
+    device: str = "auto",
+    resolution: int | None = None,
+    resolution_from: str = "--resolution",
 ) -> LoadedModelFolder:
     """Check, then load, a model folder: the model in eval mode on `device`, its space, and the
-    resolution to sample at (`resolution` when given, checked, else the training one)."""
+    resolution to sample at (`resolution` when given, checked and named in errors as
+    `resolution_from`, else the training one)."""
     from dicepipe.weights import resolve_device
 
     checked = read_model_folder(path)
     if resolution is not None:
-        resolution = check_resolution(resolution, checked.config, checked.vae, "--resolution")
+        resolution = check_resolution(resolution, checked.config, checked.vae, resolution_from)
     try:
         target = resolve_device(device)
     except (ValueError, RuntimeError) as error:

@@ -131,7 +131,7 @@ def finetune(params: FinetuneParams) -> dict[str, Any]:
     torch.manual_seed(params.seed)
     accelerator = make_accelerator(params)
     device = str(accelerator.device)
-    loaded = load_model_folder(params.base, device, params.resolution)
+    loaded = load_model_folder(params.base, device, params.resolution, "finetune.resolution")
     model, space = loaded.model, loaded.space
     images = pick_images(params, params.examples + params.heldout)
     pairs = make_pairs(images, params, loaded.resolution)
@@ -272,7 +272,7 @@ def _reload_difference(
     images = pairs["image"][:2]
     task_id = model.task_id(params.task)
     trained = _sample(model, space, images, task_id, params)
-    fresh = load_model_folder(params.base, str(model.device), params.resolution).model
+    fresh = load_model_folder(params.base, str(model.device)).model
     loaded = load_lora(fresh, lora_dir)
     fresh.to(model.device).eval()
     reloaded = _sample(fresh, space, images, loaded, params)
