@@ -53,7 +53,8 @@ def _velocity(model: DiceptionModel, task: str) -> torch.Tensor:
 def test_predict_uses_the_adapter_and_its_task(base, adapter, tmp_path, capsys):
     args = ["predict", "--checkpoint", str(base), "--steps", "2", "--task", "highlight"]
     assert main([*args, "--out", str(tmp_path / "plain"), str(PHOTO)]) == 2
-    assert "unknown task 'highlight'; this checkpoint knows" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown task 'highlight'; this checkpoint knows" in err and "--lora DIR" in err
     assert main([*args, "--lora", str(adapter), "--out", str(tmp_path), str(PHOTO)]) == 0
     assert (tmp_path / "grace_hopper.highlight.png").stat().st_size > 0
     assert json.loads((tmp_path / "predict.json").read_text())["lora"] == str(adapter)

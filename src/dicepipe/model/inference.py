@@ -108,7 +108,8 @@ def predict_image(
     """The model's RGB prediction (H, W, 3) uint8 for one image and task."""
     if options.task not in model.tasks:
         known = ", ".join(model.tasks)
-        raise PredictError(f"unknown task {options.task!r}; this checkpoint knows: {known}")
+        hint = "" if options.lora else " (a finetuned task comes with its adapter: --lora DIR)"
+        raise PredictError(f"unknown task {options.task!r}; this checkpoint knows: {known}{hint}")
     padded = torch.zeros(1, MAX_POINTS, 2)
     mask = torch.zeros(1, MAX_POINTS, dtype=torch.bool)
     if points is not None and len(points):
