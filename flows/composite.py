@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import dicepipe.environment  # noqa: F401 - configures Prefect before its import
-from dicepipe.environment import CACHE_DIR
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from dicepipe.config import load_params
-from dicepipe.layout import COMPOSITES, SAMPLES
+from dicepipe.layout import CACHE_DIR, COMPOSITES, SAMPLES
 from dicepipe.params.composite import CompositeStageParams
 from dicepipe.pipeline import composite
 from dicepipe.pipeline.summary import composite_summary, composite_text

@@ -1,9 +1,10 @@
-"""`dicepipe` command line: make the sample corpus, inspect shards."""
+"""`dicepipe` command line: make the sample corpus, inspect shards, predict, merge an adapter."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(run=_inspect)
     _add_audit(commands)
     _add_predict(commands)
+    _add_merge(commands)
     return parser
+
+
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device_arg(text: str) -> str:
+    """argparse type of --device: auto, cpu, cuda or cuda:N."""
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, cpu, cuda, cuda:N")
+    return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count or size that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
@@ -150,16 +173,21 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--checkpoint", required=True, help="a model folder (from_pretrained)")
     predict.add_argument("--task", required=True, help=f"one of {', '.join(TASK_NAMES)}")
+    predict.add_argument("--lora", help="a LoRA adapter folder (finetune's lora/) to apply")
     predict.add_argument("--out", default="predictions")
     predict.add_argument(
         "--points", nargs="*", default=[], help="prompt points as x,y in pixels (at most 5)"
     )
-    predict.add_argument("--steps", type=int, default=28)
+    predict.add_argument("--steps", type=positive_int, default=28)
     predict.add_argument("--guidance", type=float, default=2.0)
     predict.add_argument("--one-step", action="store_true", help="one deterministic step")
-    predict.add_argument("--resolution", type=int, help="default: the training resolution")
+    predict.add_argument(
+        "--resolution",
+        type=positive_int,
+        help="square side in pixels, a multiple of the model's patch (default: the training one)",
+    )
     predict.add_argument("--seed", type=int, default=0)
-    predict.add_argument("--device", default="auto")
+    predict.add_argument("--device", type=device_arg, default="auto", help="auto|cpu|cuda|cuda:N")
     predict.set_defaults(run=_predict)
 
 
@@ -174,13 +202,17 @@ def _parse_points(texts: list[str]) -> list[tuple[float, float]]:
     return points
 
 
+def _error(message: object) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def _predict(args: argparse.Namespace) -> int:
     from dicepipe.tasks import TASK_NAMES
 
     if args.task not in TASK_NAMES:
-        print(f"error: unknown task {args.task!r}; choose one of {', '.join(TASK_NAMES)}")
-        return 2
-    from dicepipe.model.inference import PredictError, PredictOptions, run_predict
+        return _error(f"unknown task {args.task!r}; choose one of {', '.join(TASK_NAMES)}")
+    from dicepipe.model.inference import PredictOptions, run_predict
 
     options = PredictOptions(
         task=args.task,
@@ -190,15 +222,36 @@ def _predict(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         seed=args.seed,
         device=args.device,
+        lora=args.lora,
     )
     try:
         written = run_predict(
             args.checkpoint, args.images, args.out, options, _parse_points(args.points)
         )
-    except (PredictError, ValueError) as error:
-        print(f"error: {error}")
-        return 2
+    except ValueError as error:  # PredictError, ModelFolderError: the file and the fault
+        return _error(error)
     print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def _add_merge(commands: argparse._SubParsersAction) -> None:
+    merge = commands.add_parser(
+        "merge", help="fold a LoRA adapter into its base model: a plain model folder"
+    )
+    merge.add_argument("--base", required=True, help="the base model folder")
+    merge.add_argument("--lora", required=True, help="the adapter folder (finetune's lora/)")
+    merge.add_argument("--out", required=True, help="the merged model folder (must not exist)")
+    merge.set_defaults(run=_merge)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from dicepipe.model.merge import merge_folder
+
+    try:
+        out = merge_folder(args.base, args.lora, args.out)
+    except ValueError as error:
+        return _error(error)
+    print(f"wrote {out}")
     return 0
 
 

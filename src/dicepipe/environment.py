@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CACHE_DIR = Path(".cache")
+from dicepipe.layout import cache_dir
 
 # Offline and quiet defaults; an explicit value in the environment always wins.
 ENVIRONMENT_DEFAULTS = {
@@ -23,9 +23,9 @@ ENVIRONMENT_DEFAULTS = {
 }
 
 
-def configure_environment(cache_dir: Path | None = None) -> None:
+def configure_environment(cache: Path | None = None) -> None:
     """Set offline/quiet defaults and put Prefect's home and caches under the project cache."""
-    cache = (cache_dir or Path(os.environ.get("DICEPIPE_CACHE", CACHE_DIR))).resolve()
+    cache = (cache or cache_dir()).resolve()
     for name, value in ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("PREFECT_HOME", str(cache / "prefect"))

@@ -19,6 +19,7 @@ from dicepipe.params.evaluate import BenchmarkParams, EvalSamplingParams, Evalua
 from stages.evaluate import main as stage_main
 from tests.evaluate.fixtures import gradient_rgb, png_bytes, write_archive, write_split
 from tests.evaluate.tiny import EVAL_TASKS, fast_params, save_model, write_params
+from tests.model.bad_folders import BAD_FOLDERS, break_folder
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +159,22 @@ def test_models_load_side_by_side_without_leaving_meta_tensors(tmp_path):
     assert all(not p.is_meta for one in loaded for p in one.model.parameters())
     assert all(not p.is_meta for p in make_model().parameters())
     assert {one.resolution for one in loaded} == {16}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FOLDERS))
+def test_every_kind_of_broken_model_folder_exits_2_naming_file_and_fault(tmp_path, capsys, kind):
+    good = save_model(tmp_path / "good")
+    named, message = break_folder(good, tmp_path / "model", kind)
+    path = write_params(tmp_path / "params.yaml", fast_params(tmp_path))
+    assert stage_main(["--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and message in err, err
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_an_evaluation_resolution_off_the_grid_is_refused(tmp_path, capsys):
+    save_model(tmp_path / "model")
+    path = write_params(tmp_path / "params.yaml", fast_params(tmp_path, resolution=17))
+    assert stage_main(["--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: evaluate.resolution: resolution 17 is not a multiple of 2 (patch x VAE)\n"

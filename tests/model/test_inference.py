@@ -13,6 +13,7 @@ from dicepipe.cli import main
 from dicepipe.imageio import decode_image
 from dicepipe.model.inference import INFERENCE_FILE
 
+from .bad_folders import BAD_FOLDERS, break_folder
 from .conftest import make_model
 
 PHOTO = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -80,12 +81,62 @@ def test_bad_requests_exit_non_zero_with_a_clear_message(
     text.write_text("not an image")
     extra = [str(text) if e == "__TEXT__" else e for e in extra]
     assert _predict(checkpoint, tmp_path / "out", *extra) == 2
-    assert message in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
 
 
 def test_a_folder_without_a_model_is_refused(tmp_path, capsys):
     assert _predict(tmp_path, tmp_path / "out", "--task", "depth", str(PHOTO)) == 2
-    assert "not a model folder" in capsys.readouterr().out
+    assert capsys.readouterr().err == f"error: {tmp_path} is not a model folder (no config.json)\n"
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FOLDERS))
+def test_every_kind_of_broken_model_folder_exits_2_naming_file_and_fault(
+    checkpoint, tmp_path, capsys, kind
+):
+    named, message = break_folder(checkpoint, tmp_path / "model", kind)
+    assert _predict(tmp_path / "model", tmp_path / "out", "--task", "depth", str(PHOTO)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--device", "bogus"], "argument --device: 'bogus' is not one of auto, cpu, cuda, cuda:N"),
+        (["--resolution", "-16"], "argument --resolution: must be >= 1, got -16"),
+        (["--resolution", "0"], "argument --resolution: must be >= 1, got 0"),
+        (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+        (["--steps", "two"], "argument --steps: 'two' is not an integer"),
+    ],
+)
+def test_bad_options_are_refused_by_the_parser(checkpoint, tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as exit_:
+        _predict(checkpoint, tmp_path, "--task", "depth", str(PHOTO), *option)
+    assert exit_.value.code == 2
+    assert f"dicepipe predict: error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--resolution", "15"], "--resolution: resolution 15 is not a multiple of 2"),
+        (["--resolution", "64"], "--resolution: resolution 64 gives 32 patches a side"),
+    ],
+)
+def test_a_resolution_off_the_models_grid_is_refused(checkpoint, tmp_path, capsys, option, message):
+    assert _predict(checkpoint, tmp_path, "--task", "depth", str(PHOTO), *option) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_cuda_without_cuda_is_a_clear_error(checkpoint, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert _predict(checkpoint, tmp_path, "--task", "depth", str(PHOTO), "--device", "cuda") == 2
+    assert "error: device 'cuda': " in capsys.readouterr().err
 
 
 def test_predict_resizes_its_input_exactly_as_the_training_loader():

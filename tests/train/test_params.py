@@ -95,10 +95,42 @@ def test_mixed_precision_auto_is_bf16_on_cuda_only():
 
 
 @pytest.mark.parametrize(
-    ("resolution", "message"), [(18, "not a multiple of 4"), (256, "pos_embed_max_size is 32")]
+    ("resolution", "message"),
+    [
+        (18, "train.resolution: resolution 18 is not a multiple of 4"),
+        (256, "train.resolution: .* pos_embed_max_size is 32"),
+        # train.resolution null: the loader's 512 is the one that trains, and is checked
+        (None, "loader.resolution: resolution 512 gives 128 patches a side"),
+    ],
 )
-def test_a_resolution_the_model_cannot_take_fails_before_training(tmp_path, resolution, message):
-    from dicepipe.train.build import build_model
+def test_a_resolution_the_model_cannot_take_fails_before_training(resolution, message):
+    from dicepipe.train.build import training_resolution
 
-    with pytest.raises(ValueError, match=message):
-        build_model(TrainParams(resolution=resolution), tmp_path)
+    loader = LoaderParams(resolution=512)
+    with pytest.raises(ConfigError, match=message):
+        training_resolution(TrainParams(resolution=resolution), loader)
+
+
+def test_the_effective_resolution_is_the_one_written_for_inference():
+    from dicepipe.train.build import inference_info
+
+    info = inference_info(TrainParams(resolution=None), LoaderParams(resolution=64))
+    assert info["resolution"] == 64 and info["vae"] is None
+    with pytest.raises(ConfigError, match="both null"):
+        inference_info(TrainParams(resolution=None), LoaderParams(resolution=None))
+
+
+def test_the_train_stage_refuses_a_loader_resolution_the_model_cannot_take(
+    tmp_path, shards, capsys
+):
+    from stages.train import main
+
+    path = tmp_path / "params.yaml"
+    train = {"resolution": None, "output": str(tmp_path / "run"), "metrics": str(tmp_path / "m")}
+    loader = {"shards": str(shards), "resolution": 256, "num_workers": 0}
+    path.write_text(yaml.safe_dump({"train": train, "loader": loader}))
+    assert main(["--params", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        "error: loader.resolution: resolution 256 gives 64 patches a side; "
+        "the transformer's pos_embed_max_size is 32\n"
+    )

@@ -3,15 +3,21 @@ text encoders' task prompts, encoded once and cached."""
 
 from __future__ import annotations
 
+import filecmp
+import json
+import shutil
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, SD3Transformer2DModel
 
-from dicepipe.model import DiceptionModel
+from dicepipe.cli import main
+from dicepipe.model import DiceptionModel, load_prompt_cache
+from dicepipe.model.folder import CARD_FILE, INFERENCE_FILE, PROMPTS_FILE, WEIGHTS_FILE
 from dicepipe.model.inference import load_checkpoint
 from dicepipe.params.train import ModelOverrides
 from dicepipe.train.loop import train
+from tests.model.test_inference import PHOTO
 from tests.model.test_prompts import _tiny_sd3_text_folder
 
 
@@ -52,5 +58,35 @@ def test_pretrained_trains_in_latent_space_with_frozen_prompts(make_params, tmp_
     model = DiceptionModel.from_pretrained(Path(params.output) / "model")
     assert model.config.space == "latent" and model.config.frozen_task_table
     assert model.transformer.config.in_channels == 16
-    _, space, info = load_checkpoint(Path(params.output) / "model", device="cpu")
-    assert info == {"resolution": 16, "vae": str(folder)} and hasattr(space, "vae")
+    loaded = load_checkpoint(Path(params.output) / "model", device="cpu")
+    assert loaded.checked.info["vae"] == "vae" and loaded.resolution == 16
+    assert hasattr(loaded.space, "vae")
+
+
+def test_a_trained_latent_model_folder_is_self_contained(make_params, tmp_path, monkeypatch):
+    """The folder holds its VAE, its prompts and its card: moved elsewhere, with the SD3
+    folder and the training checkout gone, it still predicts."""
+    monkeypatch.setenv("DICEPIPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    folder = _tiny_sd3_folder(tmp_path / "sd3")
+    params, loader = make_params(pretrained="sd3", model=ModelOverrides(), steps=2)
+    train(params, loader)
+    trained = Path(params.output) / "model"
+    assert filecmp.cmp(trained / "vae" / WEIGHTS_FILE, folder / "vae" / WEIGHTS_FILE, False)
+    prompts = load_prompt_cache(trained / PROMPTS_FILE)
+    assert {"depth", "highlight", ""} <= set(prompts)  # every registry task, new ones too
+    info = json.loads((trained / INFERENCE_FILE).read_text())
+    assert info["vae"] == "vae" and info["prompts"] == PROMPTS_FILE
+    assert "sd3" not in json.dumps(info)  # names nothing outside the folder
+    card = (trained / CARD_FILE).read_text()
+    assert '"pretrained": "sd3"' in card and f"- steps: {params.steps}" in card
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = shutil.move(str(trained), elsewhere / "model")
+    shutil.rmtree(folder)
+    shutil.rmtree(params.output)
+    monkeypatch.chdir(elsewhere)
+    args = ["predict", "--checkpoint", str(moved), "--task", "depth", "--steps", "1"]
+    assert main([*args, "--out", "out", str(PHOTO)]) == 0
+    assert (elsewhere / "out" / "grace_hopper.depth.png").stat().st_size > 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,13 @@ from dicepipe.params.evaluate import EvalSamplingParams
 _LOADING = threading.Lock()
 
 
-@dataclass
-class LoadedModel:
-    """A checkpoint ready to sample: model, space, input resolution and where it came from."""
-
-    model: Any
-    space: Any
-    resolution: int
-    folder: Path
-
-    @property
-    def tasks(self) -> list[str]:
-        """The tasks the checkpoint knows."""
-        return list(self.model.tasks)
-
-
-def load_model(folder: str | Path, device: str, resolution: int | None) -> LoadedModel:
-    """Load a model folder; resolution: the given one, else `inference.json`'s, else the
-    transformer's sample size in pixels (x8 in latent space)."""
-    from dicepipe.model.inference import load_checkpoint
+def load_model(folder: str | Path, device: str, resolution: int | None) -> Any:
+    """A checked, loaded model folder (`dicepipe.model.folder.load_model_folder`); resolution:
+    the given one, else the training resolution its `inference.json` holds."""
+    from dicepipe.model.folder import load_model_folder
 
     with _LOADING:
-        model, space, info = load_checkpoint(folder, device)
-    if resolution is None:
-        resolution = info.get("resolution")
-    if resolution is None:
-        config = model.transformer.config
-        resolution = int(config.sample_size) * (1 if config.in_channels == 3 else 8)
-    return LoadedModel(model, space, int(resolution), Path(folder))
+        return load_model_folder(folder, device, resolution, "evaluate.resolution")
 
 
 def _batches(items: Sequence[Query], size: int) -> Iterator[list[Query]]:
@@ -57,7 +35,7 @@ def _batches(items: Sequence[Query], size: int) -> Iterator[list[Query]]:
 
 
 def predict_queries(
-    loaded: LoadedModel,
+    loaded: Any,
     images: Sequence[np.ndarray],
     queries: Sequence[Query],
     sampling: EvalSamplingParams,

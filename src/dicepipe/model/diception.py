@@ -109,9 +109,11 @@ class DiceptionModel(ModelMixin, ConfigMixin):
         pooled: torch.Tensor | None = None,
         *,
         init_from: str | None = None,
+        trainable: bool | None = None,
     ) -> int:
-        """Append a task row (trainable unless embeddings are given); returns its id."""
-        task = self.task_table.add(name, tokens, pooled, init_from=init_from)
+        """Append a task row (trainable unless embeddings are given, or as `trainable` says);
+        returns its id."""
+        task = self.task_table.add(name, tokens, pooled, init_from=init_from, trainable=trainable)
         self.register_to_config(tasks=self.tasks)
         return task
 

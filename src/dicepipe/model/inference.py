@@ -1,8 +1,7 @@
 """Run a trained checkpoint on image files: the RGB prediction, its decoded output, a preview.
 
-A checkpoint folder is what `save_pretrained` wrote (config.json + safetensors), optionally
-with `inference.json` beside it (the training resolution, and the VAE folder of a latent
-model), which the trainer writes.
+A checkpoint is a model folder (`dicepipe.model.folder`), optionally with a LoRA adapter
+(`dicepipe.model.lora`) that may bring a new task.
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ from dicepipe.imageio import ImageDecodeError, decode_image, encode_png, resize_
 from dicepipe.storage import atomic_write, write_json
 
 from .diception import DiceptionModel
+from .folder import INFERENCE_FILE, LoadedModelFolder, load_model_folder
 from .points import MAX_POINTS
 from .sampler import predict
-from .space import make_space
 
-INFERENCE_FILE = "inference.json"
+__all__ = ["INFERENCE_FILE", "PredictError", "PredictOptions", "load_checkpoint", "run_predict"]
 
 
 class PredictError(UserError, ValueError):
@@ -43,25 +42,24 @@ class PredictOptions:
     resolution: int | None = None  # None: the checkpoint's training resolution
     seed: int = 0
     device: str = "auto"
+    lora: str | None = None  # a LoRA adapter folder (dicepipe.model.lora) to apply
 
 
-def load_checkpoint(folder: str | Path, device: str = "auto") -> tuple[DiceptionModel, Any, dict]:
-    """(model in eval mode on the device, its space, inference settings) of a model folder."""
-    from dicepipe.weights import resolve_device
+def load_checkpoint(
+    folder: str | Path,
+    device: str = "auto",
+    resolution: int | None = None,
+    lora: str | Path | None = None,
+) -> LoadedModelFolder:
+    """A checked model folder loaded on the device, with a LoRA adapter (and its task) when
+    given; ModelFolderError naming the file when anything is wrong."""
+    from .lora import load_lora
 
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise PredictError(f"{folder} is not a model folder (no config.json)")
-    info = json.loads((folder / INFERENCE_FILE).read_text()) if _has_info(folder) else {}
-    model = DiceptionModel.from_pretrained(str(folder)).to(resolve_device(device)).eval()
-    space = make_space(model.config, info.get("vae"))
-    if hasattr(space, "vae"):
-        space.vae.to(model.device)
-    return model, space, info
-
-
-def _has_info(folder: Path) -> bool:
-    return (folder / INFERENCE_FILE).is_file()
+    loaded = load_model_folder(folder, device, resolution)
+    if lora is not None:
+        load_lora(loaded.model, lora)
+        loaded.model.eval()
+    return loaded
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -111,7 +109,8 @@ def predict_image(
     """The model's RGB prediction (H, W, 3) uint8 for one image and task."""
     if options.task not in model.tasks:
         known = ", ".join(model.tasks)
-        raise PredictError(f"unknown task {options.task!r}; this checkpoint knows: {known}")
+        hint = "" if options.lora else " (a finetuned task comes with its adapter: --lora DIR)"
+        raise PredictError(f"unknown task {options.task!r}; this checkpoint knows: {known}{hint}")
     padded = torch.zeros(1, MAX_POINTS, 2)
     mask = torch.zeros(1, MAX_POINTS, dtype=torch.bool)
     if points is not None and len(points):
@@ -213,13 +212,18 @@ def run_predict(
     for path, rgb in rgbs.items():
         if points:
             normalised[path] = pixel_points(points, rgb.shape[1], rgb.shape[0])
-    model, space, info = load_checkpoint(checkpoint, options.device)
-    resolution = options.resolution or int(info.get("resolution", 64))
+    loaded = load_checkpoint(checkpoint, options.device, options.resolution, options.lora)
+    model, space, resolution = loaded.model, loaded.space, loaded.resolution
     out = Path(out_dir)
     written: list[Path] = []
     for path, rgb in rgbs.items():
         prediction = predict_image(model, space, rgb, options, normalised.get(path), resolution)
         written += write_prediction(out, Path(path).stem, options.task, rgb, prediction)
-    record = {"checkpoint": str(checkpoint), "task": options.task, "resolution": resolution}
+    record = {
+        "checkpoint": str(checkpoint),
+        "lora": options.lora,
+        "task": options.task,
+        "resolution": resolution,
+    }
     write_json(out / "predict.json", {**record, "images": list(images)})
     return written

@@ -12,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .diception import DiceptionModel
+from .folder import ModelFolderError, safetensors_shapes
 from .presets import count_parameters
 
 DEFAULT_TARGETS: tuple[str, ...] = ("to_q", "to_k", "to_v")
@@ -76,15 +77,51 @@ def save_lora(model: DiceptionModel, directory: str | Path, task: str | None = N
 
 
 def load_lora(model: DiceptionModel, directory: str | Path) -> int | None:
-    """Load an adapter saved by ``save_lora`` (and its task row, frozen); returns the task id."""
+    """Load an adapter saved by ``save_lora`` (and its task row, frozen); returns the task id.
+
+    The folder is checked first: ModelFolderError names the missing, truncated or unfitting
+    file rather than a loader traceback.
+    """
     directory = Path(directory)
-    model.transformer.load_lora_adapter(
-        str(directory), weight_name=LORA_WEIGHTS, prefix="transformer"
-    )
+    if not directory.is_dir():
+        raise ModelFolderError(f"LoRA adapter folder {directory} does not exist")
+    safetensors_shapes(directory / LORA_WEIGHTS)
     task_file = directory / TASK_WEIGHTS
-    if not task_file.exists():
+    task = _read_task_row(task_file) if task_file.exists() else None
+    if task is not None and task[0] in model.tasks:
+        raise ModelFolderError(f"{task_file}: the model already has a task {task[0]!r}")
+    try:
+        model.transformer.load_lora_adapter(
+            str(directory), weight_name=LORA_WEIGHTS, prefix="transformer"
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
+        raise ModelFolderError(
+            f"{directory / LORA_WEIGHTS}: does not fit this model ({error})"
+        ) from None
+    if task is None:
         return None
-    with safe_open(str(task_file), framework="pt") as f:
-        name = f.metadata()["name"]
-        tokens, pooled = f.get_tensor("tokens"), f.get_tensor("pooled")
-    return model.add_task(name, tokens, pooled)
+    name, tokens, pooled = task
+    try:
+        return model.add_task(name, tokens, pooled)
+    except ValueError as error:
+        raise ModelFolderError(f"{task_file}: does not fit this model ({error})") from None
+
+
+def _read_task_row(path: Path) -> tuple[str, torch.Tensor, torch.Tensor]:
+    safetensors_shapes(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            name = (f.metadata() or {})["name"]
+            return name, f.get_tensor("tokens"), f.get_tensor("pooled")
+    except (KeyError, OSError, ValueError) as error:
+        raise ModelFolderError(f"{path}: not a task row ({error})") from None
+
+
+def merge_lora(model: DiceptionModel) -> DiceptionModel:
+    """Fold the loaded adapter into the transformer's weights and drop the LoRA layers
+    (diffusers' ``fuse_lora`` + ``unload_lora``): a plain model with the same predictions."""
+    model.transformer.fuse_lora(lora_scale=1.0)
+    model.transformer.unload_lora()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model

@@ -84,11 +84,13 @@ class TaskTable(nn.Module):
         pooled: torch.Tensor | None = None,
         *,
         init_from: str | None = None,
+        trainable: bool | None = None,
     ) -> int:
         """Append a task row and return its id; the empty-prompt row moves to the end.
 
-        Given ``tokens``/``pooled`` (e.g. from the text encoders) the row is frozen; otherwise it
-        starts as a copy of ``init_from`` (default: the empty prompt) and is trainable.
+        Given ``tokens``/``pooled`` (e.g. from the text encoders) the row starts as them and is
+        frozen; otherwise it starts as a copy of ``init_from`` (default: the empty prompt) and
+        is trainable. ``trainable`` overrides either default.
         """
         if name in self.names:
             raise ValueError(f"task {name!r} already exists")
@@ -104,7 +106,7 @@ class TaskTable(nn.Module):
         if new_tokens.shape != reference.shape:
             raise ValueError(f"task tokens {tuple(new_tokens.shape)} != {tuple(reference.shape)}")
         kw = {"device": reference.device, "dtype": reference.dtype}
-        trainable = tokens is None
+        trainable = tokens is None if trainable is None else trainable
         self.tokens.append(nn.Parameter(new_tokens.to(**kw), requires_grad=trainable))
         self.pooled.append(nn.Parameter(new_pooled.to(**kw), requires_grad=trainable))
         self.names.append(name)

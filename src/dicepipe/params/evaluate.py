@@ -110,7 +110,7 @@ class ReevaluateParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     """`evaluate` stage: the model on held-out scenes and public benchmarks, beside trivial
-    baselines; resolution null: the checkpoint's `inference.json`, else its config's size."""
+    baselines; resolution null: the training resolution in the model's `inference.json`."""
 
     SECTION: ClassVar[str] = "evaluate"
 

@@ -32,6 +32,8 @@ class FinetuneParams:
     seed: int = 0
     threads: int | None = bounded(None, lo=1)  # torch CPU threads; null: torch's default
     device: str = "auto"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA
+    gradient_checkpointing: bool = False
     flow: TrainFlowParams = field(default_factory=TrainFlowParams)  # as the base was trained
     output: str = "runs/finetune"  # lora/ (adapter + task row), loss.png
     metrics: str = "metrics/finetune.json"

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dicepipe.config import ConfigError
+from dicepipe.layout import cache_dir
 from dicepipe.model import DiceptionModel, FlowConfig, cache_task_prompts, make_space, preset
+from dicepipe.model.folder import VAE_DIR, check_resolution
 from dicepipe.params.loader import LoaderParams
 from dicepipe.params.train import TrainFlowParams, TrainParams
-from dicepipe.shards.manifest import shards_identity
-from dicepipe.storage import digest_of
+from dicepipe.shards.manifest import MANIFEST_NAME, shards_identity
+from dicepipe.storage import digest_of, sha256_file
 from dicepipe.tasks import SHARD_TASKS, TASK_NAMES, TASK_PROMPTS
 
 # Knobs that change how a run is driven, not what it computes: a checkpoint made under other
@@ -82,57 +86,90 @@ def build_model(params: TrainParams, cache_dir: Path) -> tuple[DiceptionModel, A
     torch.manual_seed(params.seed)
     if params.pretrained is None:
         model = DiceptionModel(**model_config(params), tasks=list(SHARD_TASKS))
-        space = make_space(model.config)
-    else:
-        from dicepipe.weights import resolve_weights
+        return model, make_space(model.config)
+    folder = pretrained_folder(params)
+    model = DiceptionModel.from_transformer(folder, tasks=list(SHARD_TASKS))
+    model.load_task_embeddings(prompt_cache(folder, cache_dir))
+    return model, make_space(model.config, vae=folder)
 
-        folder = resolve_weights(params.pretrained, param="train.pretrained")
-        model = DiceptionModel.from_transformer(folder, tasks=list(SHARD_TASKS))
-        model.load_task_embeddings(prompt_cache(folder, cache_dir))
-        space = make_space(model.config, vae=folder)
-    check_resolution(model, space, params.resolution)
-    return model, space
+
+def pretrained_folder(params: TrainParams) -> Path:
+    """The local folder of `train.pretrained` (a path, or a hub id found in the cache)."""
+    from dicepipe.weights import resolve_weights
+
+    assert params.pretrained is not None
+    return resolve_weights(params.pretrained, param="train.pretrained")
+
+
+def prompt_cache_dir() -> Path:
+    """Where encoded task prompts are cached (`$DICEPIPE_CACHE/prompts`)."""
+    return cache_dir() / "prompts"
+
+
+def prompt_cache_path(folder: Path, cache_dir: Path) -> Path:
+    """The cache file of every registry task's prompt encoded by `folder`'s text encoders."""
+    return cache_dir / f"prompts-{digest_of(str(folder.resolve()), TASK_PROMPTS)}.safetensors"
 
 
 def prompt_cache(folder: Path, cache_dir: Path) -> Path:
-    """The task prompts of `folder`'s text encoders, encoded once per folder and prompt set."""
-    prompts = {task: TASK_PROMPTS[task] for task in SHARD_TASKS}
-    path = cache_dir / f"prompts-{digest_of(str(folder.resolve()), prompts)}.safetensors"
+    """Every registry task's prompt (the shard tasks and those only finetuning makes, so a new
+    task's row can start from its own prompt) encoded once per folder and prompt set."""
+    path = prompt_cache_path(folder, cache_dir)
     if not path.exists():
-        cache_task_prompts(folder, path, prompts)
+        cache_task_prompts(folder, path, dict(TASK_PROMPTS))
     return path
 
 
-def inference_info(params: TrainParams, loader: LoaderParams) -> dict[str, Any]:
-    """What `dicepipe.model.inference` reads beside a saved model: the training resolution and
-    the VAE folder of a latent model (None in pixel space)."""
-    vae = None
-    if params.pretrained is not None:
-        from dicepipe.weights import resolve_weights
-
-        vae = str(resolve_weights(params.pretrained, param="train.pretrained"))
-    return {"resolution": loader_params(params, loader).resolution, "vae": vae}
+def vae_folder(folder: Path) -> Path:
+    """The VAE inside an SD3 folder (`vae/`), or the folder itself when it is a VAE."""
+    sub = folder / VAE_DIR
+    return sub if (sub / "config.json").is_file() else folder
 
 
-def latent_factor(space: Any) -> int:
-    """Pixels per model-space cell: 1 in pixel space, the VAE's downsampling in latent space."""
-    vae = getattr(space, "vae", None)
-    return 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+def transformer_config(params: TrainParams) -> dict[str, Any]:
+    """The transformer config a run trains: the pretrained folder's, else the preset's."""
+    if params.pretrained is None:
+        return model_config(params)["transformer_config"]
+    folder = pretrained_folder(params)
+    sub = folder / "transformer"
+    path = (sub if (sub / "config.json").is_file() else folder) / "config.json"
+    return json.loads(path.read_text())
 
 
-def check_resolution(model: DiceptionModel, space: Any, resolution: int | None) -> None:
-    """Fail early, with the numbers, when `resolution` does not fit the transformer."""
+def training_resolution(params: TrainParams, loader: LoaderParams) -> int:
+    """The one training resolution (train.resolution, else loader.resolution), checked against
+    the transformer before any step; ConfigError naming the params otherwise."""
+    resolution = loader_params(params, loader).resolution
+    where = "train.resolution" if params.resolution is not None else "loader.resolution"
     if resolution is None:
-        return
-    config = model.transformer.config
-    cell = latent_factor(space) * config.patch_size
-    if resolution % cell:
-        raise ValueError(f"resolution {resolution} is not a multiple of {cell} (patch x VAE)")
-    if resolution // cell > config.pos_embed_max_size:
-        raise ValueError(
-            f"resolution {resolution} gives {resolution // cell} patches a side; the "
-            f"transformer's pos_embed_max_size is {config.pos_embed_max_size}"
+        raise ConfigError(
+            "train.resolution and loader.resolution are both null: the model trains and "
+            "predicts at one square resolution; set one of them"
         )
+    vae = None if params.pretrained is None else vae_folder(pretrained_folder(params))
+    check_resolution(resolution, {"transformer_config": transformer_config(params)}, vae, where)
+    return resolution
+
+
+def inference_info(params: TrainParams, loader: LoaderParams) -> dict[str, Any]:
+    """What a saved model folder's `inference.json` holds: the training resolution (resolved
+    and checked here, once), what it was trained on, and, as source paths that saving copies
+    into the folder, the VAE and the encoded prompts of a latent model (None in pixel space)."""
+    effective = loader_params(params, loader)
+    manifest = Path(effective.shards) / MANIFEST_NAME
+    info: dict[str, Any] = {
+        "resolution": training_resolution(params, loader),
+        "vae": None,
+        "trained_on": {
+            "shards": effective.shards,
+            "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+        },
+    }
+    if params.pretrained is not None:
+        folder = pretrained_folder(params)
+        info["vae"] = str(vae_folder(folder))
+        info["prompts"] = str(prompt_cache_path(folder, prompt_cache_dir()))
+    return info
 
 
 def task_lookup(model: DiceptionModel) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Training checkpoints: written under a temporary name, renamed into place when complete.
 
 A checkpoint folder `checkpoint-<step>` holds `state/` (accelerate: model, optimizer, RNG of
-every rank), `model/` (`DiceptionModel.from_pretrained`-loadable, plus `inference.json`), one
+every rank), `model/` (a self-contained model folder, see `dicepipe.model.folder`), one
 `loader-rank<r>.json` per rank (the loader position) and `trainer.json` (step, run digest),
 written last. Only folders with that name and a `trainer.json` count, so a run killed while
 saving leaves a `.tmp-checkpoint-<step>` that resume ignores and the next save replaces.
@@ -15,13 +15,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dicepipe.model.folder import CONFIG_FILE, INFERENCE_FILE, PROMPTS_FILE, VAE_DIR, WEIGHTS_FILE
 from dicepipe.storage import write_json
 
 PATTERN = re.compile(r"^checkpoint-(\d+)$")
 MARKER = "trainer.json"
-# dicepipe.model.inference.INFERENCE_FILE (a test pins it): importing that module would put
-# every target decoder in the train stage's code scope.
-INFERENCE_FILE = "inference.json"
 
 
 def checkpoint_name(step: int) -> str:
@@ -99,9 +97,30 @@ def publish(temporary: Path, final: Path) -> None:
 
 
 def save_model_folder(model: Any, folder: Path, inference: dict[str, Any]) -> None:
-    """`save_pretrained` plus the `inference.json` that prediction and evaluation read."""
+    """`save_pretrained` plus the `inference.json` that prediction and evaluation read.
+
+    The VAE and the encoded prompts that `inference` names by source path are copied into the
+    folder and named relative to it, so the folder works wherever it is moved.
+    """
     model.save_pretrained(folder)
-    write_json(folder / INFERENCE_FILE, inference)
+    written = dict(inference)
+    if inference.get("vae"):
+        copy_vae(Path(inference["vae"]), folder / VAE_DIR)
+        written["vae"] = VAE_DIR
+    prompts = inference.get("prompts")
+    if prompts and Path(prompts).is_file():
+        shutil.copyfile(prompts, folder / PROMPTS_FILE)
+        written["prompts"] = PROMPTS_FILE
+    else:
+        written.pop("prompts", None)
+    write_json(folder / INFERENCE_FILE, written)
+
+
+def copy_vae(source: Path, target: Path) -> None:
+    """Copy a VAE folder's config and safetensors weights (a hub cache's links resolved)."""
+    target.mkdir(parents=True)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        shutil.copyfile(source / name, target / name)
 
 
 def save_checkpoint(run: Any, step: int) -> Path:

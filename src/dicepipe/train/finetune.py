@@ -2,15 +2,21 @@
 
 The pairs of the sample's new task, `highlight` (low-light enhancement), are made from shard
 images by `targets.lowlight`: distinct images chosen by seeded hash of their keys, the first
-`examples` for training, the next `heldout` for scoring. Only the LoRA weights on the
-attention projections and the new task's embedding row train. The adapter is saved in
+`examples` for training, the next `heldout` for scoring. The base is any model folder, pixel
+or latent (its VAE comes with it), trained on accelerate with the train stage's precision
+(`mixed_precision`: bf16 autocast on CUDA by default) and optional gradient checkpointing.
+
+The new task's row starts from an encoding of its own prompt: the text encoders' embedding
+that a latent model trained from SD3 carries in `prompts.safetensors` (kept frozen, as every
+row of a text-encoded table is); a model with a learned table has no text encoder, so its row
+starts at the mean of its learned task rows (the centre of what it reads as "a task", where
+the empty prompt would be the unconditional branch) and trains. The adapter is saved in
 diffusers' LoRA format beside the task row, and loading it onto a fresh copy of the base
 model is checked to give the same predictions as the model that trained it.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,18 +31,19 @@ from dicepipe.model import (
     add_lora,
     flow_matching_loss,
     load_lora,
-    make_space,
+    load_prompt_cache,
     predict,
     save_lora,
     trainable_fraction,
 )
+from dicepipe.model.folder import LoadedModelFolder, load_model_folder
 from dicepipe.params.finetune import FinetuneParams
 from dicepipe.sampling import item_rng, stable_hash
 from dicepipe.shards.manifest import shard_paths
 from dicepipe.storage import atomic_path, write_json
 from dicepipe.targets.lowlight import lowlight_pair
-from dicepipe.train.build import flow_config
-from dicepipe.train.checkpoints import INFERENCE_FILE
+from dicepipe.tasks import TASK_PROMPTS
+from dicepipe.train.build import flow_config, mixed_precision
 from dicepipe.train.loader import decode_rgb, to_tensor
 
 
@@ -78,40 +85,74 @@ def make_pairs(
     }
 
 
-def base_resolution(params: FinetuneParams) -> int:
-    """The finetuning resolution: the param, else the base model's training resolution."""
-    if params.resolution is not None:
-        return params.resolution
-    info = Path(params.base) / INFERENCE_FILE
-    return int(json.loads(info.read_text())["resolution"]) if info.is_file() else 64
+def make_accelerator(params: FinetuneParams) -> Any:
+    """accelerate's Accelerator with the train stage's precision choice (`auto`: bf16 on CUDA,
+    none on the CPU); on the CPU when `device` says so or there is no CUDA."""
+    from accelerate import Accelerator
+
+    from dicepipe.weights import resolve_device
+
+    cuda = resolve_device(params.device).type == "cuda"
+    return Accelerator(mixed_precision=mixed_precision(params.mixed_precision, cuda), cpu=not cuda)
+
+
+def new_task_row(loaded: LoadedModelFolder, task: str) -> tuple[Any, Any, str]:
+    """(tokens, pooled, how) the new task's row starts from: its prompt's text-encoder
+    embedding when the folder carries one (`text_encoder`), else the mean of the learned task
+    rows (`mean_of_task_rows`); see the module docstring."""
+    table = loaded.model.task_table
+    prompts = loaded.checked.prompts
+    if prompts is not None:
+        embeddings = load_prompt_cache(prompts)
+        if task in embeddings:
+            tokens, pooled = embeddings[task]
+            return tokens, pooled, "text_encoder"
+    tokens = torch.stack(list(table.tokens)).mean(0)
+    pooled = torch.stack(list(table.pooled)).mean(0)
+    return tokens.detach(), pooled.detach(), "mean_of_task_rows"
+
+
+def prepare_model(loaded: LoadedModelFolder, params: FinetuneParams) -> tuple[int, str]:
+    """Freeze the base, inject LoRA, add the task row (see `new_task_row`); (task id, how the
+    row started)."""
+    model = loaded.model
+    tokens, pooled, how = new_task_row(loaded, params.task)
+    add_lora(model, rank=params.rank, target_modules=params.target_modules)
+    task_id = model.add_task(params.task, tokens, pooled, trainable=how != "text_encoder")
+    if params.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    return task_id, how
 
 
 def finetune(params: FinetuneParams) -> dict[str, Any]:
     """Train the adapter, save it, check it reloads exactly, score it; the summary."""
-    from dicepipe.weights import resolve_device
-
     if params.threads is not None:
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)
-    device = resolve_device(params.device)
-    resolution = base_resolution(params)
+    accelerator = make_accelerator(params)
+    device = str(accelerator.device)
+    loaded = load_model_folder(params.base, device, params.resolution, "finetune.resolution")
+    model, space = loaded.model, loaded.space
     images = pick_images(params, params.examples + params.heldout)
-    pairs = make_pairs(images, params, resolution)
-    model = DiceptionModel.from_pretrained(params.base).to(device)
-    space = make_space(model.config)
+    pairs = make_pairs(images, params, loaded.resolution)
     total = sum(p.numel() for p in model.parameters())
-    task_id = add_lora(
-        model, rank=params.rank, target_modules=params.target_modules, task=params.task
-    )
-    model.to(device)
+    task_id, how = prepare_model(loaded, params)
+    model.to(accelerator.device)
     fraction = trainable_fraction(model)
-    losses, seconds = _train(model, space, pairs, task_id, params)
+    losses, seconds = _train(accelerator, model, space, pairs, task_id, params)
     output = Path(params.output)
     lora_dir = save_lora(model, output / "lora", task=params.task)
-    scores = _score(model, space, pairs, task_id, params)
-    reload_diff = _reload_difference(model, space, pairs, lora_dir, params)
+    with accelerator.autocast():
+        scores = _score(model, space, pairs, task_id, params)
+        reload_diff = _reload_difference(model, space, pairs, lora_dir, params)
     summary = {
         "task": params.task,
+        "prompt": TASK_PROMPTS.get(params.task),
+        "task_init": how,
+        "space": model.config.space,
+        "resolution": loaded.resolution,
+        "mixed_precision": str(accelerator.mixed_precision),
+        "gradient_checkpointing": params.gradient_checkpointing,
         "examples": params.examples,
         "heldout": params.heldout,
         "rank": params.rank,
@@ -128,6 +169,7 @@ def finetune(params: FinetuneParams) -> dict[str, Any]:
     }
     _plot(losses, output / "loss.png")
     write_json(params.metrics, summary)
+    accelerator.end_training()
     return summary
 
 
@@ -142,6 +184,7 @@ def _batches(pairs: dict[str, torch.Tensor], params: FinetuneParams) -> Any:
 
 
 def _train(
+    accelerator: Any,
     model: DiceptionModel,
     space: Any,
     pairs: dict[str, torch.Tensor],
@@ -153,17 +196,21 @@ def _train(
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr)
+    prepared, optimizer = accelerator.prepare(model, optimizer)
     config = flow_config(params.flow)
-    generator = torch.Generator(model.device).manual_seed(params.seed)
+    generator = torch.Generator(accelerator.device).manual_seed(params.seed)
     batches = _batches(pairs, params)
     losses = []
     start = time.perf_counter()
     with tqdm(range(params.steps), desc="finetune", unit="step") as bar:
         for _ in bar:
-            batch = next(batches)
+            batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
             batch["task_id"] = torch.full((len(batch["image"]),), task_id, dtype=torch.long)
-            loss, _ = flow_matching_loss(model, space, batch, generator=generator, config=config)
-            loss.backward()
+            with accelerator.autocast():  # the precision of the train stage
+                loss, _ = flow_matching_loss(
+                    prepared, space, batch, generator=generator, config=config
+                )
+            accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
@@ -225,7 +272,7 @@ def _reload_difference(
     images = pairs["image"][:2]
     task_id = model.task_id(params.task)
     trained = _sample(model, space, images, task_id, params)
-    fresh = DiceptionModel.from_pretrained(params.base)
+    fresh = load_model_folder(params.base, str(model.device)).model
     loaded = load_lora(fresh, lora_dir)
     fresh.to(model.device).eval()
     reloaded = _sample(fresh, space, images, loaded, params)

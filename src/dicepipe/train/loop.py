@@ -15,18 +15,16 @@ summary JSON at `train.metrics`.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicepipe.environment import CACHE_DIR
-
 import torch
 
 from dicepipe.model import FlowConfig, count_parameters, flow_matching_loss
+from dicepipe.model.card import write_model_card
 from dicepipe.params.loader import LoaderParams
 from dicepipe.params.train import TrainParams
 from dicepipe.storage import write_json
@@ -37,6 +35,7 @@ from dicepipe.train.build import (
     inference_info,
     loader_params,
     mixed_precision,
+    prompt_cache_dir,
     run_digest,
     task_lookup,
 )
@@ -146,9 +145,8 @@ def setup(params: TrainParams, loader: LoaderParams) -> Run:
     if params.threads is not None:
         torch.set_num_threads(params.threads)
     paths = RunPaths(Path(params.output))
-    cache = Path(os.environ.get("DICEPIPE_CACHE", CACHE_DIR)) / "prompts"
     with accelerator.main_process_first():  # the main process encodes the prompts once
-        model, space = build_model(params, cache)
+        model, space = build_model(params, prompt_cache_dir())
     if params.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     if hasattr(space, "vae"):
@@ -283,6 +281,7 @@ def finish(run: Run, start: int, timing: Timing, wall: float) -> dict[str, Any]:
         plot_losses(run.paths.live, run.paths.curves)
         summary = summarise(run.paths.live, run_figures(run, start, timing, wall))
         write_json(run.params.metrics, summary)
+        write_model_card(run.paths.model, run.params, run.inference, summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
