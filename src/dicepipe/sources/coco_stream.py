@@ -17,7 +17,7 @@ from typing import Any
 import fsspec
 import numpy as np
 
-CHUNK_BYTES = 1 << 18  # the sanitiser's numpy temporaries are ~12 bytes per byte
+CHUNK_BYTES = 1 << 18  # the sanitiser's numpy temporaries are ~30 bytes per byte
 MAX_DEPTH = 32  # COCO nests 5 deep (annotations.item.segmentation.item.item)
 RECORD_LISTS = ("images", "annotations", "categories")
 
@@ -29,43 +29,41 @@ class NestingError(ValueError):
 
 
 class JsonSanitizer:
-    """Prepares a JSON byte stream for yajl, chunk by chunk.
+    """Prepares a JSON byte stream for yajl, chunk by chunk, in one pass over the bytes.
 
     It stops past `limit` nesting levels, and turns Python's non-standard number tokens NaN,
     Infinity and -Infinity (which `json.dump` writes and yajl rejects, failing the whole file)
     into null outside strings, so that only the record holding one is rejected, by the
-    record's own checks. Each chunk is cut after its last structural character outside a
-    string and the rest carried over, so no token straddles two chunks.
+    record's own checks. The scan state (depth, inside a string, a run of backslashes) is
+    carried from chunk to chunk, so every byte is scanned once whatever the length of the
+    strings; only a chunk's last few bytes that may begin such a token (at most
+    `len(b"-Infinity")`, outside strings) wait for the next chunk.
     """
 
     def __init__(self, limit: int = MAX_DEPTH) -> None:
         self.limit = limit
         self.depth = 0
         self.in_string = False
-        self.trailing_backslashes = 0  # run of backslashes ending what was scanned
+        self.trailing_backslashes = 0  # run of backslashes ending what was emitted
         self.carry = b""
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes of `self.carry + chunk` up to its last structural character, sanitised."""
+        """`self.carry + chunk` sanitised, less a tail that may begin a non-finite token."""
         data = self.carry + chunk
-        inside = self._inside_strings(data)
-        structural = np.isin(np.frombuffer(data, np.uint8), _STRUCTURAL) & ~inside
-        ends = np.flatnonzero(structural)
-        if not len(ends):
-            self.carry = data
-            return b""
-        cut = int(ends[-1]) + 1
+        inside, quote = self._inside_strings(data)
+        cut = len(data) - _token_tail(data, inside)
         self.carry = data[cut:]
-        return self._emit(data[:cut], inside[:cut])
+        return self._emit(data[:cut], inside[:cut], quote[:cut])
 
     def finish(self) -> bytes:
         """What is left after the last chunk, sanitised."""
         data, self.carry = self.carry, b""
-        return self._emit(data, self._inside_strings(data)) if data else b""
+        return self._emit(data, *self._inside_strings(data)) if data else b""
 
-    def _inside_strings(self, data: bytes) -> np.ndarray:
+    def _inside_strings(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Which bytes of `data` lie inside a string (quotes included: one side), from the
-        state at its start; the state itself is advanced only by `_emit`."""
+        state at its start, and which are string quotes (not escaped); the state itself is
+        advanced only by `_emit`."""
         codes = np.frombuffer(data, np.uint8)
         backslash = codes == ord("\\")
         quote = codes == ord('"')
@@ -80,9 +78,11 @@ class JsonSanitizer:
             run_before[1:] = positions[:-1] - last_plain[:-1]
             quote &= run_before % 2 == 0
         inside = np.bitwise_xor.accumulate(quote) ^ quote  # odd number of quotes before
-        return ~inside if self.in_string else inside
+        return (~inside if self.in_string else inside), quote
 
-    def _emit(self, data: bytes, inside: np.ndarray) -> bytes:
+    def _emit(self, data: bytes, inside: np.ndarray, quote: np.ndarray) -> bytes:
+        if not data:
+            return b""
         codes = np.frombuffer(data, np.uint8)
         steps = (codes == ord("[")).view(np.int8) + (codes == ord("{")).view(np.int8)
         steps -= (codes == ord("]")).view(np.int8) + (codes == ord("}")).view(np.int8)
@@ -91,13 +91,27 @@ class JsonSanitizer:
         if int(depth.max()) > self.limit:
             raise NestingError(f"JSON nested more than {self.limit} levels deep")
         self.depth = int(depth[-1])
-        # what is emitted ends on a structural character outside strings (or the file ends)
-        self.in_string, self.trailing_backslashes = False, 0
+        self.in_string = bool(inside[-1] ^ quote[-1])
+        run = len(data) - len(data.rstrip(b"\\"))
+        self.trailing_backslashes = run + (self.trailing_backslashes if run == len(data) else 0)
+        if b"NaN" not in data and b"Infinity" not in data:
+            return data
         return _NON_FINITE.sub(lambda m: _null_outside(m, inside), data)
 
 
-_STRUCTURAL = np.frombuffer(b",:[]{}", np.uint8)
 _NON_FINITE = re.compile(rb"-?Infinity|NaN")
+_TOKEN_BYTES = np.frombuffer(b"-InfinityaN", np.uint8)  # what NaN and -Infinity are made of
+_LONGEST_TOKEN = len(b"-Infinity")
+
+
+def _token_tail(data: bytes, inside: np.ndarray) -> int:
+    """How many bytes at the end of `data` may be the start of a NaN or -Infinity token: the
+    run of their letters outside strings, at most a whole token (valid JSON has no longer
+    run; in an invalid file a cut token does not matter, the parser fails on it anyway)."""
+    tail = np.frombuffer(data[-_LONGEST_TOKEN:], np.uint8)
+    letter = np.isin(tail, _TOKEN_BYTES) & ~inside[len(data) - len(tail) :]
+    other = np.flatnonzero(~letter)
+    return len(tail) - 1 - int(other[-1]) if len(other) else len(tail)
 
 
 def _null_outside(match: re.Match[bytes], inside: np.ndarray) -> bytes:
@@ -116,6 +130,34 @@ class _Records:
         self.count += 1
 
 
+class _Batches:
+    """Hands sanitised bytes to the ijson parsers.
+
+    yajl lexes a string token that is still open again from its start on every chunk it is
+    sent, so a long string spread over many chunks would cost quadratic time. While a string
+    is open, bytes are held until they are at least as many as the parsers already hold of
+    it: the sizes sent grow geometrically, and the total work stays linear.
+    """
+
+    def __init__(self, parsers: list[Any]) -> None:
+        self.parsers = parsers
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.sent_in_string = 0  # bytes sent since the parsers last stood outside a string
+
+    def add(self, data: bytes, in_string: bool) -> None:
+        """Take `data`, which ends inside a string or not (`in_string`)."""
+        self.held.append(data)
+        self.held_bytes += len(data)
+        if in_string and self.held_bytes < max(CHUNK_BYTES, self.sent_in_string):
+            return
+        self.sent_in_string = self.sent_in_string + self.held_bytes if in_string else 0
+        batch, self.held, self.held_bytes = b"".join(self.held), [], 0
+        if batch:  # an empty chunk would end ijson's parse
+            for parser in self.parsers:
+                parser.send(batch)
+
+
 def stream_coco(url: str, callbacks: dict[str, OnRecord]) -> tuple[str, dict[str, int]]:
     """Parse the annotations file at `url` (path or fsspec URL) once, calling
     `callbacks[name](position, record)` for every record of the top-level lists `images`,
@@ -128,20 +170,13 @@ def stream_coco(url: str, callbacks: dict[str, OnRecord]) -> tuple[str, dict[str
     parsers = [
         ijson.items_coro(target, f"{name}.item", use_float=True) for name, target in targets.items()
     ]
-    sanitizer, digest = JsonSanitizer(), hashlib.sha256()
-
-    def send(data: bytes) -> None:
-        if not data:
-            return  # an empty chunk would end ijson's parse
-        for parser in parsers:
-            parser.send(data)
-
+    sanitizer, digest, batches = JsonSanitizer(), hashlib.sha256(), _Batches(parsers)
     try:
         with fsspec.open(url, "rb") as handle:
             while chunk := handle.read(CHUNK_BYTES):
                 digest.update(chunk)
-                send(sanitizer.feed(chunk))
-            send(sanitizer.finish())
+                batches.add(sanitizer.feed(chunk), sanitizer.in_string)
+            batches.add(sanitizer.finish(), in_string=False)
         for parser in parsers:
             parser.close()
     except NestingError as error:
