@@ -50,13 +50,15 @@ def main() -> None:
     args = parser.parse_args()
     first = None
     with tempfile.TemporaryDirectory() as folder:
+        tiny = Path(folder) / "tiny.json"
+        tiny.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}]}))
+        print(
+            f"baseline (interpreter, libraries, a tiny file): peak {_run(tiny)['peak_mb']:.0f} MB"
+        )
         for megabytes in args.sizes:
             path = Path(folder) / f"long_{megabytes}.json"
             write_long_string_file(path, megabytes)
-            output = subprocess.run(
-                [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True
-            ).stdout
-            result = json.loads(output)
+            result = _run(path)
             first = first or (megabytes, result["seconds"])
             ratio = result["seconds"] / first[1]
             print(
@@ -66,6 +68,11 @@ def main() -> None:
                 f" size x{megabytes / first[0]:.0f}"
             )
             path.unlink()
+
+
+def _run(path: Path) -> dict:
+    command = [sys.executable, "-c", CHILD, str(path)]
+    return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
 if __name__ == "__main__":
