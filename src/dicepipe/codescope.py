@@ -136,6 +136,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "shards/preview.py",
         "sources/__init__.py",
         "sources/common.py",
+        "sources/coco_checks.py",  # the COCO rules sampling uses, for COCO val
         "sources/synthetic",  # held-out scenes and the mean-training-scene baselines
         "evaluate/__init__.py",
         "evaluate/benchmarks",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -85,6 +86,31 @@ class ItemError(Exception):
 
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return (ItemError, (self.reason, self.message))  # picklable for Dask workers
+
+
+Result = TypeVar("Result")
+Args = ParamSpec("Args")
+
+
+def unexpected_error(error: BaseException) -> ItemError:
+    """The quarantine error of an item whose processing failed in a way no check foresaw:
+    reason `unexpected_error`, the exception's class and message in the message."""
+    return ItemError("unexpected_error", f"{type(error).__name__}: {error}"[:2000])
+
+
+def guard(
+    work: Callable[Args, Result], *args: Args.args, **kwargs: Args.kwargs
+) -> Result | ItemError:
+    """`work(*args, **kwargs)` for one item, or the ItemError that quarantines the item when
+    it fails: an ItemError (or subclass) it raises as it is, any other exception as
+    `unexpected_error`. The one place where an item's failure becomes a quarantine reason:
+    one item's fault never ends its unit, and never disappears."""
+    try:
+        return work(*args, **kwargs)
+    except ItemError as error:
+        return error
+    except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
+        return unexpected_error(error)
 
 
 def decode_label_arrays(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:

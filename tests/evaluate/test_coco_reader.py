@@ -1,15 +1,18 @@
 """COCO val reader: instances and keypoints JSON via pycocotools, images from a folder/zip."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
 from dicepipe.evaluate.benchmarks import BenchmarkReadError, read_coco
-from dicepipe.evaluate.benchmarks.coco_checks import check_segmentation, rle_string_counts
 from dicepipe.metrics.instances import mask_ap
 from dicepipe.metrics.keypoints import keypoint_ap
+from dicepipe.records import ItemError
+from dicepipe.sources import common
+from dicepipe.sources.coco_checks import check_annotation, segmentation_rle
 from tests.evaluate.fixtures import gradient_rgb, png_bytes, write_archive
 
 IMAGES = [
@@ -165,18 +168,31 @@ def test_bad_annotations_are_rejected_before_decoding(tmp_path):
     ]
     instances, _, images = _write(tmp_path, bad_rle)
     folder = write_archive(tmp_path / "coco", images, "folder")
-    with pytest.raises(BenchmarkReadError, match="000000000139.jpg annotation 1: RLE runs"):
+    with pytest.raises(
+        BenchmarkReadError, match="000000000139.jpg: annotation 1: RLE 0 does not cover 2000 pix"
+    ):
         next(read_coco(folder, instances, prefix="val2017/"))
-    with pytest.raises(BenchmarkReadError, match="RLE size"):
-        check_segmentation({"size": [4, 4], "counts": [16]}, (4, 5), "x")
-    with pytest.raises(BenchmarkReadError, match="finite"):
-        check_segmentation([[0, 0, 1, float("nan"), 2, 2]], (4, 4), "x")
-    with pytest.raises(BenchmarkReadError, match="far outside"):
-        check_segmentation([[0, 0, 1, 1e30, 2, 2]], (4, 4), "x")
-    with pytest.raises(BenchmarkReadError, match=">= 3"):
-        check_segmentation([[0, 0, 1, 1]], (4, 4), "x")
-    with pytest.raises(BenchmarkReadError, match="truncated"):
-        rle_string_counts("0P", "x")  # continuation bit set on the last character
+
+
+@pytest.mark.parametrize(
+    ("segmentation", "message"),
+    [
+        ({"size": [4, 4], "counts": [16]}, "annotation 1 has RLE size [4, 4]"),
+        ([[0, 0, 1, float("nan"), 2, 2]], "annotation 1 polygon 0 is not finite x, y pairs"),
+        ([[0, 0, 1, 1e30, 2, 2]], "annotation 1 polygon 0 spans x 0..2, y 0..1e+30, far outside"),
+        ([[0, 0, 1, 1]], "annotation 1 polygon 0 has 2 points, needs 3"),
+        ({"size": [40, 50], "counts": "0P"}, "annotation 1: RLE string has bad characters or ends"),
+    ],
+)
+def test_evaluation_rejects_what_sampling_quarantines(tmp_path, segmentation, message):
+    annotation = {"id": 1, "image_id": 139, "category_id": 1, "bbox": [0, 0, 1, 1]}
+    annotation["segmentation"] = segmentation
+    with pytest.raises(ItemError, match=re.escape(message)):
+        check_annotation(annotation, 40, 50, {})  # the sampling stage's check
+    instances, _, images = _write(tmp_path, [annotation])
+    folder = write_archive(tmp_path / "coco", images, "folder")
+    with pytest.raises(BenchmarkReadError, match=re.escape(f"000000000139.jpg: {message}")):
+        next(read_coco(folder, instances, prefix="val2017/"))
 
 
 def test_image_size_must_match_its_record(tmp_path):
@@ -190,8 +206,25 @@ def test_image_size_must_match_its_record(tmp_path):
         next(read_coco(folder, tmp_path / "broken.json"))
 
 
-def test_compressed_rle_parser_matches_pycocotools():
+def test_each_rle_string_is_decoded_once_and_never_by_pycocotools(tmp_path, monkeypatch):
+    instances, _, images = _write(tmp_path)
+    folder = write_archive(tmp_path / "coco", images, "folder")
+    decoded = []
+    real = common.rle_runs_from_strings
+    monkeypatch.setattr(
+        common, "rle_runs_from_strings", lambda texts, n: decoded.extend(texts) or real(texts, n)
+    )
+    monkeypatch.setattr(mask_utils, "decode", None)  # a call would fail
+    first = next(read_coco(folder, instances, prefix="val2017/"))
+    compressed = mask_utils.encode(np.asfortranarray(_blob()))["counts"]
+    assert decoded.count(compressed) == 1  # the string annotation; the polygon's own RLE too
+    np.testing.assert_array_equal(first.instances.masks[1], _blob().astype(bool))
+
+
+def test_compressed_rle_runs_match_pycocotools():
     rng = np.random.default_rng(0)
     mask = (rng.random((37, 23)) > 0.6).astype(np.uint8)
     rle = mask_utils.encode(np.asfortranarray(mask))
-    assert rle_string_counts(rle["counts"].decode(), "x") == _runs(mask)
+    annotation = {"segmentation": {"size": [37, 23], "counts": rle["counts"].decode()}}
+    counts, runs = segmentation_rle(annotation, 1, 37, 23)
+    assert counts == rle["counts"].decode() and runs.tolist() == _runs(mask)

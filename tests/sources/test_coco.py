@@ -11,7 +11,8 @@ from pycocotools import mask as mask_utils
 from dicepipe.imageio import encode_jpeg
 from dicepipe.params.sample import CocoParams, SampleParams
 from dicepipe.records import ItemError
-from dicepipe.sources.coco import check_relative_path, iter_unit, plan_units
+from dicepipe.sources.coco import iter_unit, plan_units
+from dicepipe.sources.coco_checks import check_relative_path
 from dicepipe.sources.common import collect
 
 H, W = 40, 60

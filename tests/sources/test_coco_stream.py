@@ -1,5 +1,6 @@
 import json
 import random
+import time
 
 import pytest
 
@@ -98,3 +99,33 @@ def test_broken_or_hostile_files_are_value_errors_naming_them(tmp_path):
     broken.write_text('{"images": [{"id": 1}, ')
     with pytest.raises(ValueError, match="broken.json: not a COCO annotations file"):
         stream_coco(str(broken), {"images": lambda n, r: None})
+
+
+def test_non_finite_tokens_cut_anywhere_become_null():
+    data = b'{"v": [-Infinity, NaN, Infinity, "NaN\\\\", 1e5], "w": "-Infinity"}'
+    expected = {"v": [None, None, None, "NaN\\", 1e5], "w": "-Infinity"}
+    for cut in range(len(data) + 1):
+        sanitizer = JsonSanitizer()
+        out = sanitizer.feed(data[:cut]) + sanitizer.feed(data[cut:]) + sanitizer.finish()
+        assert json.loads(out) == expected, cut
+
+
+def test_bytes_inside_an_open_string_are_passed_on_at_once():
+    sanitizer = JsonSanitizer()
+    head = b'{"a": "' + b'x\\"[' * 1000
+    assert sanitizer.feed(head) == head and sanitizer.carry == b"" and sanitizer.in_string
+    assert sanitizer.feed(b'"}') + sanitizer.finish() == b'"}' and not sanitizer.in_string
+    assert sanitizer.feed(b'{"b": [1, -Infin') == b'{"b": [1, '  # a token may be cut: held
+    assert sanitizer.carry == b"-Infin"
+
+
+def test_a_32_mb_string_value_streams_in_linear_time(tmp_path):
+    value = ('ab\\"[{c' + "x" * 121) * (1 << 18)  # 32 MiB with escapes and brackets
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": value}], "annotations": []}))
+    names: list[str] = []
+    started = time.perf_counter()
+    stream_coco(str(path), {"images": lambda n, r: names.append(r["file_name"])})
+    elapsed = time.perf_counter() - started
+    assert names == [value]
+    assert elapsed < 2.0, f"{elapsed:.2f} s"  # quadratic scanning took over 30 s here

@@ -51,8 +51,8 @@ def test_readers_find_every_item_and_quarantine_the_bad_ones(corpus: dict) -> No
     good, bad = _read_all(corpus["roots"])
     assert sorted(good) == sorted(corpus["items"])
     assert {key: exc.kind for key, exc in bad.items()} == corpus["bad"]
-    assert bad["aim500/o_badsize"].reason == "size_mismatch: alpha 48x48 vs image 64x64"
-    assert bad["p3m/p_nomask"].reason.startswith("missing_alpha: no mask for image ")
+    assert bad["aim500/o_badsize"].message == "size_mismatch: alpha 48x48 vs image 64x64"
+    assert bad["p3m/p_nomask"].message.startswith("missing_alpha: no mask for image ")
     for rgb, alpha in good.values():
         assert rgb.shape == (64, 64, 3) and rgb.dtype == np.uint8
         assert alpha.shape == (64, 64) and alpha.dtype == np.float32
@@ -114,7 +114,8 @@ def test_bad_foregrounds_raise_with_a_kind(image: bytes, alpha: bytes, kind: str
     with pytest.raises(BadForeground) as info:
         decode_foreground(Foreground("aim500/x", "aim500", "x", image, alpha))
     assert info.value.kind == kind
-    assert info.value.reason.startswith(kind + ": ")
+    assert info.value.message.startswith(kind + ": ")
+    assert info.value.reason == kind
 
 
 def test_too_large_is_checked_before_decoding() -> None:

@@ -7,9 +7,9 @@ import multiprocessing
 import threading
 import time
 
-from dicepipe import teachers
 from dicepipe.imageio import encode_png
 from dicepipe.params.label import LabelParams
+from dicepipe.teachers import factory as teachers
 from dicepipe.teachers.stream import StreamItem, decoded_batches
 
 

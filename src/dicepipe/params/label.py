@@ -60,7 +60,9 @@ class LabelParams:
     # torch CPU threads of the labelling, set in every task whatever the runner (Dask workers
     # default to 1, thread runners to all cores; the count changes float results)
     torch_threads: int = bounded(1, lo=1)
-    cache_dir: str = ".cache/labels"  # per-item label cache of the model teachers
+    # A per-item label cache of the model teachers (a folder), off by default: the label units
+    # already hold every label once; a cache keeps them across a regrouping of the sample.
+    cache_dir: str | None = None
     geometry: GeometryNormalsParams = field(default_factory=GeometryNormalsParams)
     marigold: MarigoldParams = field(default_factory=MarigoldParams)
     runner: RunnerParams = field(default_factory=RunnerParams)

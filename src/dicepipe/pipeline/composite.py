@@ -17,11 +17,16 @@ from dicepipe.composite.make import CompositeError, cached_foreground, make_comp
 from dicepipe.imageio import ImageDecodeError, decode_image, encode_png
 from dicepipe.params.composite import CompositeStageParams
 from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
-from dicepipe.records import COMPOSITE_SCHEMA, QUARANTINE_SCHEMA, ItemError, quarantine_row
+from dicepipe.records import (
+    COMPOSITE_SCHEMA,
+    QUARANTINE_SCHEMA,
+    ItemError,
+    guard,
+    quarantine_row,
+)
 from dicepipe.sampling import item_rng
 from dicepipe.sources.common import expand_paths, read_bytes
 from dicepipe.sources.matting import (
-    BadForeground,
     ForegroundRef,
     decode_foreground,
     list_foregrounds,
@@ -52,11 +57,11 @@ def check_foregrounds(
     """
     good, errors = [], []
     for root, ref in refs:
-        try:
-            _load_foreground(root, ref, cache_dir)
+        result = guard(_load_foreground, root, ref, cache_dir)
+        if isinstance(result, ItemError):
+            errors.append(quarantine_row(ref.key, STAGE, result.reason, result.message))
+        else:
             good.append(ref.key)
-        except BadForeground as error:
-            errors.append(quarantine_row(ref.key, STAGE, error.kind, error.reason))
     table = pa.Table.from_pylist(errors, schema=QUARANTINE_SCHEMA)
     write_parquet(errors_path, table)
     return good
@@ -119,17 +124,12 @@ def run_unit(
     if not is_done(out_dir, name, fingerprint):
         rows, errors = [], []
         for index in range(*block):
-            key = f"{STAGE}/{index:08d}"
-            try:
-                rows.append(_composite_row(index, name, params, foregrounds, pool, cache_dir))
-            except ItemError as error:
-                errors.append((key, error))
-            except BadForeground as error:  # changed since it was checked
-                errors.append((key, ItemError(error.kind, error.reason)))
-            except Exception as error:  # noqa: BLE001 - one composite never ends the unit
-                errors.append(
-                    (key, ItemError("unexpected_error", f"{type(error).__name__}: {error}"))
-                )
+            # a foreground that changed since it was checked is a BadForeground item error
+            result = guard(_composite_row, index, name, params, foregrounds, pool, cache_dir)
+            if isinstance(result, ItemError):
+                errors.append((f"{STAGE}/{index:08d}", result))
+            else:
+                rows.append(result)
         write_unit(out_dir, name, rows, COMPOSITE_SCHEMA, errors, STAGE, fingerprint)
     return {**unit_manifest(out_dir, name), "items": block[1] - block[0]}
 

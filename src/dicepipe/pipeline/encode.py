@@ -19,7 +19,13 @@ from dicepipe.codescope import stage_code_version
 from dicepipe.params.encode import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
 from dicepipe.pipeline.units import error_path, file_keys
-from dicepipe.records import QUARANTINE_SCHEMA, ItemError, decode_label_arrays, quarantine_row
+from dicepipe.records import (
+    QUARANTINE_SCHEMA,
+    ItemError,
+    decode_label_arrays,
+    guard,
+    quarantine_row,
+)
 from dicepipe.shards.card import params_digest
 from dicepipe.shards.manifest import shard_entry
 from dicepipe.shards.writer import finished_unit_shards, unit_shard_paths, write_unit_shards
@@ -113,18 +119,20 @@ def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
     failed_labels = set(file_keys(label_errors))
     rows, errors = [], []
     for item in pq.read_table(sample_path).to_pylist():
-        label = labels.get(item["key"])
-        try:
-            depth, normals = _label_arrays(label, item)
-            meta = {"teacher": label["teacher"], "focal_px": label["focal_px"]} if label else {}
-            rows.extend(examples_for_item(item, depth, normals, meta, params))
-        except ItemError as error:
-            if error.reason == "no_target" and item["key"] in failed_labels:
-                continue
-            errors.append(quarantine_row(item["key"], STAGE, error.reason, error.message))
-        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
-            errors.append(_unexpected(item["key"], error))
+        result = guard(_item_examples, item, labels.get(item["key"]), params)
+        if not isinstance(result, ItemError):
+            rows.extend(result)
+        elif not (result.reason == "no_target" and item["key"] in failed_labels):
+            errors.append(quarantine_row(item["key"], STAGE, result.reason, result.message))
     return rows, errors
+
+
+def _item_examples(
+    item: dict[str, Any], label: dict[str, Any] | None, params: EncodeParams
+) -> list[dict[str, Any]]:
+    depth, normals = _label_arrays(label, item)
+    meta = {"teacher": label["teacher"], "focal_px": label["focal_px"]} if label else {}
+    return examples_for_item(item, depth, normals, meta, params)
 
 
 def _label_arrays(label: dict[str, Any] | None, item: dict[str, Any]) -> tuple[Any, Any]:
@@ -140,17 +148,14 @@ def _label_arrays(label: dict[str, Any] | None, item: dict[str, Any]) -> tuple[A
         raise ItemError("bad_label", f"label arrays unreadable: {error}") from None
 
 
-def _unexpected(key: str, error: Exception) -> dict[str, str]:
-    return quarantine_row(key, STAGE, "unexpected_error", f"{type(error).__name__}: {error}")
-
-
 def _composites(composite_path: Path) -> Built:
     rows, errors = [], []
     for row in pq.read_table(composite_path).to_pylist():
-        try:
-            rows.append(composite_example(row))
-        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
-            errors.append(_unexpected(row["key"], error))
+        result = guard(composite_example, row)
+        if isinstance(result, ItemError):
+            errors.append(quarantine_row(row["key"], STAGE, result.reason, result.message))
+        else:
+            rows.append(result)
     return rows, errors
 
 

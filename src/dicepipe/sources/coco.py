@@ -3,36 +3,28 @@ folder or URL of images, each dataset under its own name and with its role (`Coc
 
 The annotations file is streamed, never loaded whole (COCO-Rem's is hundreds of MB): planning
 reads it once keeping only the image ids and the file's sha256; each unit reads it again for
-its own images' records. Annotations are validated, then converted when the unit is read:
-polygons (rasterised by
-pycocotools) and uncompressed RLE become compressed RLE strings checked to cover the image,
-keypoints stay flat [x, y, v, ...] lists. Nothing reaches pycocotools' native code unchecked:
-an image's declared size must be positive whole numbers within `max_pixels`; a polygon needs at
-least three points, finite coordinates within one image side of the image (pycocotools
-allocates by the perimeter and crashes the process on absurd coordinates); an uncompressed
-RLE must be of the image's size and its runs must cover it exactly.
+its own images' records. Annotations are validated and converted when the unit is read, by
+the rules of `coco_checks` (shared with evaluation): polygons (rasterised by pycocotools) and
+uncompressed RLE become compressed RLE strings checked to cover the image, keypoints stay
+flat [x, y, v, ...] lists; nothing reaches pycocotools' native code unchecked.
 
 A selected image whose record or annotations cannot be used is quarantined when its unit is
-read, never dropped, with a reason naming the fault: `bad_image_record` (size), `bad_id` (file
-name), `duplicate_id` (an image or annotation id twice), `bad_annotation` (fields of the wrong
-type), `bad_polygon`, `polygon_too_few_points`, `polygon_out_of_bounds`, `rle_size_mismatch`,
-`invalid_rle`, `bad_keypoints`, `keypoints_out_of_bounds`, `keypoint_count_mismatch` (people
-of one image with different numbers of keypoints). A file that is not COCO JSON at all, nests
-too deeply, or holds records that belong to no image, is a ValueError naming it (there is no
-item to quarantine).
+read, never dropped, with a reason naming the fault (listed in `coco_checks`; `duplicate_id`
+also for an image id twice, `size_mismatch` for an image whose pixels differ from its
+record). A file that is not COCO JSON at all, nests too deeply, or holds records that belong
+to no image, is a ValueError naming it (there is no item to quarantine).
 """
 
 from __future__ import annotations
 
-import math
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dicepipe.imageio import DEFAULT_MAX_PIXELS, rle_string
+from dicepipe.imageio import DEFAULT_MAX_PIXELS
 from dicepipe.params.sample import CocoParams, SampleParams
 from dicepipe.sampling import bottom_k_items
+from dicepipe.sources import coco_checks as checks
 from dicepipe.sources.coco_stream import stream_coco
 from dicepipe.sources.common import (
     ItemError,
@@ -40,15 +32,12 @@ from dicepipe.sources.common import (
     Unit,
     join_url,
     read_bytes,
-    rle_runs,
+    row_outcome,
     sample_row,
-    unexpected_error,
-    whole_number,
 )
 
 SOURCE = "coco"  # the reader of every COCO-format dataset; each dataset has its own name
 READ_FIELDS: tuple[str, ...] = ()  # nothing but the unit itself changes what a unit writes
-VISIBILITY = (0, 1, 2)  # COCO keypoint flags: not labelled, labelled hidden, labelled visible
 
 
 @dataclass
@@ -190,170 +179,16 @@ def image_info(index: CocoIndex, image_id: Any, max_pixels: int = DEFAULT_MAX_PI
         if len(records) > 1:
             raise ItemError("duplicate_id", f"image id {image_id!r} has {len(records)} records")
         image = records[0]
-        width, height = _image_size(image, max_pixels)
-        file_name = check_relative_path(image.get("file_name"))
+        width, height = checks.image_size(image, max_pixels)
+        file_name = checks.check_relative_path(image.get("file_name"))
         annotations = [
-            _annotation(annotation, height, width, index.categories)
+            checks.check_annotation(annotation, height, width, index.categories)[0]
             for annotation in index.annotations.get(image_id, [])
         ]
-        _check_annotation_set(annotations)
+        checks.check_annotation_set(annotations)
     except ItemError as error:
         return {"error": error.reason, "message": error.message}
     return {"file_name": file_name, "width": width, "height": height, "annotations": annotations}
-
-
-def _image_size(image: dict[str, Any], max_pixels: int) -> tuple[int, int]:
-    width, height = whole_number(image.get("width")), whole_number(image.get("height"))
-    if width is None or height is None or width < 1 or height < 1:
-        message = f"image size {image.get('width')!r} x {image.get('height')!r} is not positive"
-        raise ItemError("bad_image_record", message)
-    if width * height > max_pixels:
-        message = f"declared size {width}x{height} exceeds the limit of {max_pixels} pixels"
-        raise ItemError("too_many_pixels", message)
-    return width, height
-
-
-def _finite_numbers(values: Any) -> bool:
-    return isinstance(values, list) and all(
-        not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) for v in values
-    )
-
-
-def _check_annotation_set(annotations: list[dict[str, Any]]) -> None:
-    """Ids unique within the image; every person with keypoints has the same number."""
-    ids = [a["id"] for a in annotations]
-    twice = sorted({i for i in ids if ids.count(i) > 1})
-    if twice:
-        raise ItemError("duplicate_id", f"annotation id {twice[0]} appears {ids.count(twice[0])}x")
-    counts = sorted({len(a["keypoints"]) // 3 for a in annotations if a["keypoints"]})
-    if len(counts) > 1:
-        message = f"people with {', '.join(map(str, counts))} keypoints in one image"
-        raise ItemError("keypoint_count_mismatch", message)
-
-
-def check_relative_path(name: Any) -> str:
-    """`name` if it is a relative path inside the images root, else an ItemError `bad_id`."""
-    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
-        raise ItemError("bad_id", f"file name {name!r} is not a plain relative path")
-    if posixpath.isabs(name) or ".." in name.split("/") or "://" in name:
-        raise ItemError("bad_id", f"file name {name!r} leaves the images root")
-    return name
-
-
-def _annotation(
-    annotation: Any, height: int, width: int, categories: dict[Any, dict[str, Any]]
-) -> dict[str, Any]:
-    if not isinstance(annotation, dict):
-        raise ItemError("bad_annotation", f"an annotation is {type(annotation).__name__}")
-    ann_id = whole_number(annotation.get("id"))
-    category = whole_number(annotation.get("category_id"))
-    if ann_id is None or category is None:
-        message = f"annotation id {annotation.get('id')!r}, category {category!r}"
-        raise ItemError("bad_annotation", f"{message}: both must be integers")
-    crowd = whole_number(annotation.get("iscrowd", 0))
-    bbox = annotation.get("bbox")
-    if crowd not in (0, 1) or not _finite_numbers(bbox) or len(bbox) != 4:
-        message = f"annotation {ann_id}: iscrowd {annotation.get('iscrowd')!r}, bbox {bbox!r}"
-        raise ItemError("bad_annotation", message[:300])
-    names = categories.get(category, {}).get("keypoints")
-    expected = len(names) if isinstance(names, list) and names else None
-    keypoints = _keypoints(annotation.get("keypoints", []), ann_id, height, width, expected)
-    labelled = sum(1 for v in keypoints[2::3] if v > 0)
-    return {
-        "id": ann_id,
-        "category_id": category,
-        "iscrowd": crowd,
-        "bbox": [float(v) for v in bbox],
-        "keypoints": keypoints,
-        "num_keypoints": labelled,  # recounted: what encode's pose target reads
-        "segmentation": {
-            "size": [height, width],
-            "counts": _segmentation_counts(annotation, ann_id, height, width),
-        },
-    }
-
-
-def _margin(height: int, width: int) -> int:
-    """How far outside the image a coordinate may lie (annotations spill over edges a bit;
-    anything farther is garbage, and would make pycocotools allocate without bound)."""
-    return max(height, width)
-
-
-def _segmentation_counts(annotation: dict[str, Any], ann_id: int, height: int, width: int) -> str:
-    """The compressed RLE string of an annotation's polygons or RLE, validated first."""
-    if "segmentation" not in annotation:
-        raise ItemError("bad_annotation", f"annotation {ann_id} has no segmentation")
-    segmentation = annotation["segmentation"]
-    if isinstance(segmentation, list):
-        return _polygons_counts(segmentation, ann_id, height, width)
-    if not isinstance(segmentation, dict) or "counts" not in segmentation:
-        message = f"annotation {ann_id}: segmentation is {str(segmentation)[:60]!r}"
-        raise ItemError("bad_annotation", message)
-    size = segmentation.get("size")
-    if not isinstance(size, list) or [whole_number(v) for v in size] != [height, width]:
-        raise ItemError("rle_size_mismatch", f"annotation {ann_id} has RLE size {size}")
-    counts = segmentation["counts"]
-    if isinstance(counts, bytes | bytearray):
-        counts = bytes(counts).decode("ascii", "replace")
-    try:
-        runs = rle_runs(counts, height, width)  # every run checked to cover the image
-    except ItemError as error:
-        raise ItemError("invalid_rle", f"annotation {ann_id}: {error.message}") from None
-    return counts if isinstance(counts, str) else rle_string(runs)
-
-
-def _polygons_counts(polygons: list[Any], ann_id: int, height: int, width: int) -> str:
-    from pycocotools import mask as mask_utils
-
-    if not polygons:
-        raise ItemError("polygon_too_few_points", f"annotation {ann_id} has no polygon")
-    margin = _margin(height, width)
-    for number, polygon in enumerate(polygons):
-        where = f"annotation {ann_id} polygon {number}"
-        if not _finite_numbers(polygon) or len(polygon) % 2:
-            raise ItemError("bad_polygon", f"{where} is not finite x, y pairs: {polygon!r}"[:300])
-        if len(polygon) < 6:
-            points = len(polygon) // 2
-            raise ItemError("polygon_too_few_points", f"{where} has {points} points, needs 3")
-        xs, ys = polygon[0::2], polygon[1::2]
-        if (
-            min(xs) < -margin
-            or max(xs) > width + margin
-            or min(ys) < -margin
-            or (max(ys) > height + margin)
-        ):
-            extent = f"x {min(xs):.6g}..{max(xs):.6g}, y {min(ys):.6g}..{max(ys):.6g}"
-            message = f"{where} spans {extent}, far outside the {width}x{height} image"
-            raise ItemError("polygon_out_of_bounds", message)
-    clean = [[float(v) for v in polygon] for polygon in polygons]
-    rle = mask_utils.merge(mask_utils.frPyObjects(clean, height, width))
-    counts = rle["counts"].decode()
-    rle_runs(counts, height, width)  # what pycocotools made covers the image
-    return counts
-
-
-def _keypoints(
-    values: Any, ann_id: int, height: int, width: int, expected: int | None
-) -> list[float]:
-    """Flat [x, y, v, ...] keypoints, checked: finite numbers in triples, v in 0/1/2, as many
-    as the category names, labelled ones within the image's margin."""
-    if values is None or values == []:
-        return []
-    where = f"annotation {ann_id} keypoints"
-    if not _finite_numbers(values) or len(values) % 3:
-        raise ItemError("bad_keypoints", f"{where} are not finite x, y, v triples"[:300])
-    count = len(values) // 3
-    if expected is not None and count != expected:
-        raise ItemError("bad_keypoints", f"{where}: {count} keypoints, the category has {expected}")
-    flags = values[2::3]
-    if any(v not in VISIBILITY for v in flags):
-        raise ItemError("bad_keypoints", f"{where}: visibility flags {sorted(set(flags))}")
-    margin = _margin(height, width)
-    for x, y, v in zip(values[0::3], values[1::3], flags, strict=True):
-        if v > 0 and not (-margin <= x <= width + margin and -margin <= y <= height + margin):
-            message = f"{where}: ({x:.6g}, {y:.6g}) is far outside the {width}x{height} image"
-            raise ItemError("keypoints_out_of_bounds", message)
-    return [float(v) for v in values]
 
 
 def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
@@ -362,13 +197,7 @@ def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
     wanted = {image_id for _, info in unit.items for image_id in info["image_ids"]}
     index = read_index(unit.annotations, wanted, unit.annotations_sha256)
     for item_id, info in unit.items:
-        key = f"{unit.source}/{item_id}"
-        try:
-            yield Outcome(key, row=_row(unit, item_id, _info(index, info, params), params))
-        except ItemError as error:
-            yield Outcome(key, error=error)
-        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
-            yield Outcome(key, error=unexpected_error(error))
+        yield row_outcome(f"{unit.source}/{item_id}", _row, unit, item_id, index, info, params)
 
 
 def _info(index: CocoIndex, info: dict[str, Any], params: SampleParams) -> dict[str, Any]:
@@ -378,7 +207,10 @@ def _info(index: CocoIndex, info: dict[str, Any], params: SampleParams) -> dict[
     return image_info(index, ids[0], params.max_pixels)
 
 
-def _row(unit: Unit, item_id: str, info: dict[str, Any], params: SampleParams) -> dict[str, Any]:
+def _row(
+    unit: Unit, item_id: str, index: CocoIndex, ids: dict[str, Any], params: SampleParams
+) -> dict[str, Any]:
+    info = _info(index, ids, params)
     if "error" in info:
         raise ItemError(info["error"], info["message"])
     url = join_url(unit.location, info["file_name"])

@@ -17,7 +17,7 @@ from typing import Any
 import fsspec
 import numpy as np
 
-CHUNK_BYTES = 1 << 18  # the sanitiser's numpy temporaries are ~12 bytes per byte
+CHUNK_BYTES = 1 << 20  # numpy temporaries of a few bytes per byte: a few MB
 MAX_DEPTH = 32  # COCO nests 5 deep (annotations.item.segmentation.item.item)
 RECORD_LISTS = ("images", "annotations", "categories")
 
@@ -29,79 +29,120 @@ class NestingError(ValueError):
 
 
 class JsonSanitizer:
-    """Prepares a JSON byte stream for yajl, chunk by chunk.
+    """Prepares a JSON byte stream for yajl, chunk by chunk, in one pass over the bytes.
 
     It stops past `limit` nesting levels, and turns Python's non-standard number tokens NaN,
     Infinity and -Infinity (which `json.dump` writes and yajl rejects, failing the whole file)
     into null outside strings, so that only the record holding one is rejected, by the
-    record's own checks. Each chunk is cut after its last structural character outside a
-    string and the rest carried over, so no token straddles two chunks.
+    record's own checks. The scan state (depth, inside a string, a run of backslashes) is
+    carried from chunk to chunk, so every byte is scanned once whatever the length of the
+    strings; only a chunk's last few bytes that may begin such a token (at most
+    `len(b"-Infinity")`, outside strings) wait for the next chunk. A chunk is looked at in
+    full once, to find its quotes, backslashes and brackets; the rest works on those alone.
     """
 
     def __init__(self, limit: int = MAX_DEPTH) -> None:
         self.limit = limit
         self.depth = 0
         self.in_string = False
-        self.trailing_backslashes = 0  # run of backslashes ending what was scanned
+        self.trailing_backslashes = 0  # run of backslashes ending what was emitted
         self.carry = b""
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes of `self.carry + chunk` up to its last structural character, sanitised."""
+        """`self.carry + chunk` sanitised, less a tail that may begin a non-finite token."""
         data = self.carry + chunk
-        inside = self._inside_strings(data)
-        structural = np.isin(np.frombuffer(data, np.uint8), _STRUCTURAL) & ~inside
-        ends = np.flatnonzero(structural)
-        if not len(ends):
-            self.carry = data
-            return b""
-        cut = int(ends[-1]) + 1
+        marks = self._marks(data)
+        cut = len(data) - _token_tail(data, marks)
         self.carry = data[cut:]
-        return self._emit(data[:cut], inside[:cut])
+        return self._emit(data[:cut], marks)
 
     def finish(self) -> bytes:
         """What is left after the last chunk, sanitised."""
         data, self.carry = self.carry, b""
-        return self._emit(data, self._inside_strings(data)) if data else b""
+        return self._emit(data, self._marks(data)) if data else b""
 
-    def _inside_strings(self, data: bytes) -> np.ndarray:
-        """Which bytes of `data` lie inside a string (quotes included: one side), from the
-        state at its start; the state itself is advanced only by `_emit`."""
+    def _marks(self, data: bytes) -> _Marks:
+        """The quotes (unescaped) and brackets of `data`, from the state at its start; the
+        state itself is advanced only by `_emit`."""
         codes = np.frombuffer(data, np.uint8)
-        backslash = codes == ord("\\")
-        quote = codes == ord('"')
-        if self.trailing_backslashes or backslash.any():
-            positions = np.arange(len(codes), dtype=np.int32)
-            # last non-backslash index at or before each position (a carried run: before 0)
-            last_plain = np.maximum.accumulate(
-                np.where(backslash, -1 - self.trailing_backslashes, positions)
-            )
-            run_before = np.empty(len(codes), np.int32)
-            run_before[:1] = self.trailing_backslashes
-            run_before[1:] = positions[:-1] - last_plain[:-1]
-            quote &= run_before % 2 == 0
-        inside = np.bitwise_xor.accumulate(quote) ^ quote  # odd number of quotes before
-        return ~inside if self.in_string else inside
+        positions = np.flatnonzero(_KIND[codes])
+        kinds = _KIND[codes[positions]]
+        backslash = kinds == _BACKSLASH
+        escaped = np.zeros(len(positions), bool)
+        if backslash.any() or self.trailing_backslashes:
+            # each entry's run of backslashes right before it (a carried run counts from 0)
+            adjacent = np.zeros(len(positions), bool)
+            adjacent[1:] = backslash[:-1] & (positions[:-1] + 1 == positions[1:])
+            run_start = np.maximum.accumulate(np.where(backslash & ~adjacent, positions, -1))
+            run = np.zeros(len(positions), np.int64)
+            run[1:] = np.where(adjacent[1:], positions[:-1] - run_start[:-1] + 1, 0)
+            run[1:] += np.where(adjacent[1:] & (run_start[:-1] == 0), self.trailing_backslashes, 0)
+            if len(positions) and positions[0] == 0:
+                run[0] = self.trailing_backslashes
+            escaped = run % 2 == 1
+        quote = (kinds == _QUOTE) & ~escaped
+        return _Marks(positions[quote], positions, kinds, self.in_string)
 
-    def _emit(self, data: bytes, inside: np.ndarray) -> bytes:
-        codes = np.frombuffer(data, np.uint8)
-        steps = (codes == ord("[")).view(np.int8) + (codes == ord("{")).view(np.int8)
-        steps -= (codes == ord("]")).view(np.int8) + (codes == ord("}")).view(np.int8)
-        steps[inside] = 0
-        depth = self.depth + np.cumsum(steps, dtype=np.int32)
-        if int(depth.max()) > self.limit:
+    def _emit(self, data: bytes, marks: _Marks) -> bytes:
+        if not data:
+            return b""
+        end = len(data)
+        bracket = (marks.kinds >= _OPEN) & (marks.positions < end)
+        at = marks.positions[bracket]
+        outside = ~marks.inside(at)
+        steps = np.where(marks.kinds[bracket][outside] == _OPEN, 1, -1)
+        depth = self.depth + np.cumsum(steps)
+        if len(depth) and int(depth.max()) > self.limit:
             raise NestingError(f"JSON nested more than {self.limit} levels deep")
-        self.depth = int(depth[-1])
-        # what is emitted ends on a structural character outside strings (or the file ends)
-        self.in_string, self.trailing_backslashes = False, 0
-        return _NON_FINITE.sub(lambda m: _null_outside(m, inside), data)
+        self.depth = int(depth[-1]) if len(depth) else self.depth
+        self.in_string = bool(marks.inside(np.array([end]))[0])
+        run = end - len(data.rstrip(b"\\"))
+        self.trailing_backslashes = run + (self.trailing_backslashes if run == end else 0)
+        if b"NaN" not in data and b"Infinity" not in data:
+            return data
+        return _NON_FINITE.sub(lambda m: _null_outside(m, marks), data)
 
 
-_STRUCTURAL = np.frombuffer(b",:[]{}", np.uint8)
+_QUOTE, _BACKSLASH, _OPEN, _CLOSE = 1, 2, 3, 4
+_KIND = np.zeros(256, np.uint8)
+_KIND[[ord('"'), ord("\\"), ord("["), ord("{"), ord("]"), ord("}")]] = [1, 2, 3, 3, 4, 4]
 _NON_FINITE = re.compile(rb"-?Infinity|NaN")
+_TOKEN_BYTES = np.frombuffer(b"-InfinityaN", np.uint8)  # what NaN and -Infinity are made of
+_LONGEST_TOKEN = len(b"-Infinity")
 
 
-def _null_outside(match: re.Match[bytes], inside: np.ndarray) -> bytes:
-    return match.group() if inside[match.start()] else b"null"
+class _Marks:
+    """The quotes and brackets of a piece of JSON, and whether it starts inside a string."""
+
+    def __init__(
+        self, quotes: np.ndarray, positions: np.ndarray, kinds: np.ndarray, in_string: bool
+    ) -> None:
+        self.quotes, self.positions, self.kinds, self.in_string = (
+            quotes,
+            positions,
+            kinds,
+            in_string,
+        )
+
+    def inside(self, at: np.ndarray) -> np.ndarray:
+        """Whether the bytes at `at` lie inside a string (an odd number of quotes before;
+        so an opening quote is outside, a closing one inside)."""
+        return (np.searchsorted(self.quotes, at) % 2 == 1) ^ self.in_string
+
+
+def _null_outside(match: re.Match[bytes], marks: _Marks) -> bytes:
+    return match.group() if marks.inside(np.array([match.start()]))[0] else b"null"
+
+
+def _token_tail(data: bytes, marks: _Marks) -> int:
+    """How many bytes at the end of `data` may be the start of a NaN or -Infinity token: the
+    run of their letters outside strings, at most a whole token (valid JSON has no longer
+    run; in an invalid file a cut token does not matter, the parser fails on it anyway)."""
+    tail = np.frombuffer(data[-_LONGEST_TOKEN:], np.uint8)
+    at = np.arange(len(data) - len(tail), len(data))
+    letter = np.isin(tail, _TOKEN_BYTES) & ~marks.inside(at)
+    other = np.flatnonzero(~letter)
+    return len(tail) - 1 - int(other[-1]) if len(other) else len(tail)
 
 
 class _Records:
@@ -116,6 +157,32 @@ class _Records:
         self.count += 1
 
 
+class _Batches:
+    """Hands sanitised bytes to the ijson parsers.
+
+    yajl lexes a string token that is still open again from its start on every chunk it is
+    sent, so a long string spread over many chunks would cost quadratic time. While a string
+    is open, bytes are held until they are at least as many as the parsers already hold of
+    it: the sizes sent grow geometrically, and the total work stays linear.
+    """
+
+    def __init__(self, parsers: list[Any]) -> None:
+        self.parsers = parsers
+        self.held = bytearray()
+        self.sent_in_string = 0  # bytes sent since the parsers last stood outside a string
+
+    def add(self, data: bytes, in_string: bool) -> None:
+        """Take `data`, which ends inside a string or not (`in_string`)."""
+        self.held += data
+        if in_string and len(self.held) < max(CHUNK_BYTES, self.sent_in_string):
+            return
+        self.sent_in_string = self.sent_in_string + len(self.held) if in_string else 0
+        if self.held:  # an empty chunk would end ijson's parse
+            for parser in self.parsers:
+                parser.send(self.held)
+        self.held = bytearray()
+
+
 def stream_coco(url: str, callbacks: dict[str, OnRecord]) -> tuple[str, dict[str, int]]:
     """Parse the annotations file at `url` (path or fsspec URL) once, calling
     `callbacks[name](position, record)` for every record of the top-level lists `images`,
@@ -128,20 +195,13 @@ def stream_coco(url: str, callbacks: dict[str, OnRecord]) -> tuple[str, dict[str
     parsers = [
         ijson.items_coro(target, f"{name}.item", use_float=True) for name, target in targets.items()
     ]
-    sanitizer, digest = JsonSanitizer(), hashlib.sha256()
-
-    def send(data: bytes) -> None:
-        if not data:
-            return  # an empty chunk would end ijson's parse
-        for parser in parsers:
-            parser.send(data)
-
+    sanitizer, digest, batches = JsonSanitizer(), hashlib.sha256(), _Batches(parsers)
     try:
         with fsspec.open(url, "rb") as handle:
             while chunk := handle.read(CHUNK_BYTES):
                 digest.update(chunk)
-                send(sanitizer.feed(chunk))
-            send(sanitizer.finish())
+                batches.add(sanitizer.feed(chunk), sanitizer.in_string)
+            batches.add(sanitizer.finish(), in_string=False)
         for parser in parsers:
             parser.close()
     except NestingError as error:

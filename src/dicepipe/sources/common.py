@@ -8,7 +8,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from dicepipe.imageio import (
     exif_orientation,
     rle_runs_from_strings,
 )
-from dicepipe.records import ItemError
+from dicepipe.records import Args, ItemError, guard
 from dicepipe.sampling import pixel_draw
 
 
@@ -70,10 +70,15 @@ class Outcome:
     notes: tuple[dict[str, Any], ...] = ()
 
 
-def unexpected_error(error: BaseException) -> ItemError:
-    """The quarantine error of an item whose reading failed in a way no check foresaw:
-    reason `unexpected_error`, the exception's class and message in the message."""
-    return ItemError("unexpected_error", f"{type(error).__name__}: {error}"[:2000])
+def row_outcome(
+    key: str, build_row: Callable[Args, dict[str, Any]], *args: Args.args, **kwargs: Args.kwargs
+) -> Outcome:
+    """The outcome of item `key`: the row `build_row(*args, **kwargs)` makes, or the
+    ItemError that quarantines it (`records.guard`)."""
+    result = guard(build_row, *args, **kwargs)
+    if isinstance(result, ItemError):
+        return Outcome(key, error=result)
+    return Outcome(key, row=result)
 
 
 def collect(

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dicepipe.records import ItemError
+
 # source -> (image folder, mask folder), relative to the dataset root
 LAYOUTS: dict[str, tuple[str, str]] = {
     "p3m": ("train/blurred_image", "train/mask"),
@@ -30,17 +32,24 @@ MAX_PIXELS = 100_000_000
 Root = str | os.PathLike[str]  # a local folder or any fsspec URL (file://, s3://, memory://)
 
 
-class BadForeground(ValueError):
-    """A foreground that cannot be used; `reason` is `"<kind>: <detail>"`.
+class BadForeground(ItemError):
+    """A foreground that cannot be used: an item error whose `message` is `"<kind>: <detail>"`
+    and whose quarantine `reason` is the kind (also `kind`).
 
     Kinds: missing_alpha, missing_image, unreadable_image, unreadable_alpha, too_large,
     size_mismatch, empty_alpha.
     """
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = reason.split(":", 1)[0]
+    def __init__(self, message: str) -> None:
+        super().__init__(message.split(":", 1)[0], message)
+
+    @property
+    def kind(self) -> str:
+        """The kind of fault: the quarantine reason."""
+        return self.reason
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (BadForeground, (self.message,))
 
 
 @dataclass(frozen=True)

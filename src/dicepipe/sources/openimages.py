@@ -39,8 +39,8 @@ from dicepipe.sources.common import (
     expand_paths,
     join_url,
     read_bytes,
+    row_outcome,
     sample_row,
-    unexpected_error,
     unit_name,
 )
 
@@ -128,13 +128,7 @@ def _unit_name(files: list[str], part: int, block: int) -> str:
 def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
     """Fetch, check and canonicalise every selected image of one block, in id order."""
     for image_id, info in unit.items:
-        key = f"{SOURCE}/{image_id}"
-        try:
-            yield Outcome(key, row=_row(unit, image_id, info, params))
-        except ItemError as error:
-            yield Outcome(key, error=error)
-        except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
-            yield Outcome(key, error=unexpected_error(error))
+        yield row_outcome(f"{SOURCE}/{image_id}", _row, unit, image_id, info, params)
 
 
 def _row(unit: Unit, image_id: str, info: dict[str, Any], params: SampleParams) -> dict:

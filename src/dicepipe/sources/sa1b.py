@@ -34,6 +34,7 @@ import fsspec
 
 from dicepipe.imageio import rle_string
 from dicepipe.params.sample import Sa1bParams, SampleParams
+from dicepipe.records import guard
 from dicepipe.sampling import bottom_k_items, item_rng
 from dicepipe.sources.common import (
     ItemError,
@@ -43,7 +44,6 @@ from dicepipe.sources.common import (
     decode_rles,
     expand_paths,
     sample_row,
-    unexpected_error,
     unit_name,
     whole_number,
 )
@@ -309,31 +309,41 @@ def _pair_outcome(
     params: SampleParams,
 ) -> Outcome:
     key = f"{SOURCE}/{stem}"
-    try:
-        if problem is not None:
-            raise problem
-        origin = f"{unit.location}::{stem}.jpg"
-        image = parts[".jpg"]
-        row = sample_row(
-            SOURCE, stem, unit.name, origin, image, [], params.max_pixels, tasks=unit.tasks
-        )
-        height, width = row["height"], row["width"]
-        annotations = parse_annotations(parts[".json"], width, height)
-        kept, dropped, rles = select_annotations(annotations, height, width, params.sa1b)
-        if not kept:
-            raise ItemError("no_annotations", _dropped_summary(len(annotations), dropped))
-        rngs = [item_rng(params.seed, key, str(annotations[i]["id"])) for i in kept]
-        points = rles.points(list(range(len(kept))), params.sa1b.points.max, rngs)
-        for i, chosen in zip(kept, points, strict=True):
-            annotations[i]["prompt_points"] = chosen
-        kept_json = [annotations[i] for i in kept]
-        row["annotations"] = json.dumps(kept_json, sort_keys=True, separators=(",", ":"))
-    except ItemError as error:
-        return Outcome(key, error=error)
-    except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
-        return Outcome(key, error=unexpected_error(error))
+    result = guard(_pair_row, unit, stem, parts, problem, params)
+    if isinstance(result, ItemError):
+        return Outcome(key, error=result)
+    row, dropped = result
     notes = tuple({"key": key, "annotation_id": i, "reason": r} for i, r in dropped)
     return Outcome(key, row=row, notes=notes)
+
+
+def _pair_row(
+    unit: Unit,
+    stem: str,
+    parts: dict[str, bytes],
+    problem: ItemError | None,
+    params: SampleParams,
+) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+    """The sample row of one pair with its kept annotations, and the dropped ones."""
+    if problem is not None:
+        raise problem
+    origin = f"{unit.location}::{stem}.jpg"
+    image = parts[".jpg"]
+    row = sample_row(
+        SOURCE, stem, unit.name, origin, image, [], params.max_pixels, tasks=unit.tasks
+    )
+    height, width = row["height"], row["width"]
+    annotations = parse_annotations(parts[".json"], width, height)
+    kept, dropped, rles = select_annotations(annotations, height, width, params.sa1b)
+    if not kept:
+        raise ItemError("no_annotations", _dropped_summary(len(annotations), dropped))
+    rngs = [item_rng(params.seed, row["key"], str(annotations[i]["id"])) for i in kept]
+    points = rles.points(list(range(len(kept))), params.sa1b.points.max, rngs)
+    for i, chosen in zip(kept, points, strict=True):
+        annotations[i]["prompt_points"] = chosen
+    kept_json = [annotations[i] for i in kept]
+    row["annotations"] = json.dumps(kept_json, sort_keys=True, separators=(",", ":"))
+    return row, dropped
 
 
 def _dropped_summary(total: int, dropped: list[tuple[int, str]]) -> str:

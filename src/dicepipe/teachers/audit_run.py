@@ -28,7 +28,7 @@ def run_audit(
     exactly as it reads the corpus.
     """
     from dicepipe.sources.synthetic.corpus import label_bytes
-    from dicepipe.teachers import build_model_teacher
+    from dicepipe.teachers.factory import build_model_teacher
     from dicepipe.teachers.ground_truth import GroundTruthTeacher
 
     rendered = render_audit_scenes(range(first_seed, first_seed + scenes), width, height)

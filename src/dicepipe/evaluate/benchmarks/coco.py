@@ -1,9 +1,10 @@
 """COCO 2017 val: images (folder, tar or `val2017.zip`) plus instances and/or person
 keypoints JSON (`instances_val2017.json`, `person_keypoints_val2017.json`), via pycocotools.
 
-Every annotation is checked before pycocotools' native code decodes it: polygons must be
-finite with >= 3 points, RLE must have the image's size and run lengths that add up to it
-(pycocotools' decoder does not bound-check), keypoints must be finite (x, y, v) triples.
+Image records and annotations are checked by the rules the sampling stage uses
+(`dicepipe.sources.coco_checks`) before pycocotools' native code sees them; each RLE string is
+decoded once, and masks are built from the checked runs. A fault is a BenchmarkReadError
+naming the image and the annotation.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,15 @@ from typing import Any
 import numpy as np
 
 from dicepipe.evaluate.benchmarks.archive import Archive, check_shape, decode_rgb
-from dicepipe.evaluate.benchmarks.coco_checks import check_keypoints, check_segmentation
 from dicepipe.evaluate.benchmarks.sample import (
     BenchmarkReadError,
     BenchmarkSample,
     Instances,
     People,
 )
+from dicepipe.imageio import DEFAULT_MAX_PIXELS, rle_mask
+from dicepipe.records import ItemError
+from dicepipe.sources import coco_checks as checks
 
 
 def load_coco_json(path: str | Path) -> Any:  # pycocotools.coco.COCO
@@ -93,50 +96,65 @@ def read_coco(
 
 def _instances(coco: Any, image_id: int, member: str) -> Instances:
     record = coco.imgs[image_id]
-    size = (record["height"], record["width"])
+    height, width = record["height"], record["width"]
     annotations = coco.imgToAnns.get(image_id, [])
-    masks = np.zeros((len(annotations), *size), bool)
-    for row, annotation in enumerate(annotations):
-        where = f"{member} annotation {annotation.get('id')}"
-        check_segmentation(annotation.get("segmentation"), size, where)
-        masks[row] = coco.annToMask(annotation).astype(bool)
+    masks = np.zeros((len(annotations), height, width), bool)
+    categories, crowd, areas = [], [], []
+    with _read_errors(member):
+        for row, annotation in enumerate(annotations):
+            ann_id, category, iscrowd, _ = checks.annotation_fields(annotation)
+            _, runs = checks.segmentation_rle(annotation, ann_id, height, width)
+            masks[row] = rle_mask(runs, height, width)  # the checked runs: decoded once
+            areas.append(checks.area(annotation, ann_id) or 0.0)
+            categories.append(category)
+            crowd.append(bool(iscrowd))
     return Instances(
-        masks,
-        np.array([int(a["category_id"]) for a in annotations], np.int64),
-        np.array([bool(a.get("iscrowd", 0)) for a in annotations], bool),
-        _areas(annotations, member),
+        masks, np.array(categories, np.int64), np.array(crowd, bool), np.array(areas, np.float64)
     )
 
 
 def _people(coco: Any, image_id: int, member: str) -> People:
-    annotations = [a for a in coco.imgToAnns.get(image_id, []) if "keypoints" in a]
-    points = [check_keypoints(a, f"{member} annotation {a.get('id')}") for a in annotations]
-    k = points[0].shape[0] if points else 17
-    if any(p.shape[0] != k for p in points):
-        raise BenchmarkReadError(f"{member}: people have different numbers of keypoints")
+    record = coco.imgs[image_id]
+    people = []
+    with _read_errors(member):
+        for annotation in coco.imgToAnns.get(image_id, []):
+            if "keypoints" in annotation:
+                people.append(_person(annotation, record["height"], record["width"], coco.cats))
+        checks.check_annotation_set(people)
+    k = len(people[0]["keypoints"]) // 3 if people else 17
     return People(
-        np.stack(points) if points else np.zeros((0, k, 3)),
-        _areas(annotations, member),
-        np.array([a.get("bbox", [0, 0, 0, 0]) for a in annotations], np.float64).reshape(-1, 4),
-        np.array([bool(a.get("iscrowd", 0)) for a in annotations], bool),
+        np.array([p["keypoints"] for p in people], np.float64).reshape(-1, k, 3),
+        np.array([p["area"] for p in people], np.float64),
+        np.array([p["bbox"] for p in people], np.float64).reshape(-1, 4),
+        np.array([bool(p["iscrowd"]) for p in people], bool),
     )
 
 
-def _areas(annotations: list[dict[str, Any]], member: str) -> np.ndarray:
-    areas = np.array([a.get("area", 0.0) for a in annotations], dtype=object)
+def _person(annotation: Any, height: int, width: int, categories: dict) -> dict[str, Any]:
+    """A person annotation's checked fields, with at least one keypoint."""
+    ann_id, category, iscrowd, bbox = checks.annotation_fields(annotation)
+    expected = checks.keypoint_count(categories, category)
+    keypoints = checks.check_keypoints(annotation["keypoints"], ann_id, height, width, expected)
+    if not keypoints:
+        raise ItemError("bad_keypoints", f"annotation {ann_id} has no keypoints")
+    area = checks.area(annotation, ann_id) or 0.0
+    return {"id": ann_id, "iscrowd": iscrowd, "bbox": bbox, "keypoints": keypoints, "area": area}
+
+
+@contextmanager
+def _read_errors(where: str) -> Iterator[None]:
+    """A failed COCO check as a BenchmarkReadError naming `where` (an image or a file)."""
     try:
-        values = areas.astype(np.float64)
-    except (TypeError, ValueError):
-        values = np.array([np.nan])
-    if not (np.isfinite(values).all() and (values >= 0).all()):
-        raise BenchmarkReadError(f"{member}: annotation areas must be finite and >= 0")
-    return values
+        yield
+    except ItemError as error:
+        raise BenchmarkReadError(f"{where}: {error.message}") from None
 
 
 def _check_image_record(record: Any, path: Path) -> None:
-    ok = isinstance(record, dict) and isinstance(record.get("file_name"), str)
-    ok = ok and all(
-        isinstance(record.get(key), int) and record[key] > 0 for key in ("height", "width")
-    )
-    if not ok or not isinstance(record.get("id"), int):
+    """An image record as pycocotools needs it: an int id, a relative file name and a size
+    of positive whole numbers (stored back as ints)."""
+    if not isinstance(record, dict) or not isinstance(record.get("id"), int):
         raise BenchmarkReadError(f"{path}: bad image record {str(record)[:200]}")
+    with _read_errors(f"{path}: image {record['id']}"):
+        checks.check_relative_path(record.get("file_name"))
+        record["width"], record["height"] = checks.image_size(record, DEFAULT_MAX_PIXELS)

@@ -23,7 +23,7 @@ from dicepipe.imageio import encode_png
 from dicepipe.params.sample import SampleParams, SyntheticParams
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng, prompt_points
-from dicepipe.sources.common import Outcome, Unit, sample_row, unit_name
+from dicepipe.sources.common import Outcome, Unit, row_outcome, sample_row, unit_name
 from dicepipe.sources.synthetic import formats as fmt
 from dicepipe.sources.synthetic.corpus import item_seed
 from dicepipe.sources.synthetic.render import Scene, render_scene
@@ -69,27 +69,24 @@ def render_from_id(source_id: str, width: int, height: int) -> Scene:
 
 def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
     """Render every scene of one block into a sample row."""
-    section = params.synthetic
     for source_id, _ in unit.items:
-        key = f"{SOURCE}/{source_id}"
-        try:
-            scene = render_from_id(source_id, section.width, section.height)
-            annotations = scene_annotations(scene, item_rng(params.seed, key), section)
-            yield Outcome(
-                key,
-                row=sample_row(
-                    SOURCE,
-                    source_id,
-                    unit.name,
-                    f"{unit.location}/{source_id}",
-                    encode_png(scene.rgb),
-                    annotations,
-                    params.max_pixels,
-                    tasks=unit.tasks,
-                ),
-            )
-        except ItemError as error:
-            yield Outcome(key, error=error)
+        yield row_outcome(f"{SOURCE}/{source_id}", _scene_row, unit, source_id, params)
+
+
+def _scene_row(unit: Unit, source_id: str, params: SampleParams) -> dict[str, Any]:
+    section = params.synthetic
+    scene = render_from_id(source_id, section.width, section.height)
+    rng = item_rng(params.seed, f"{SOURCE}/{source_id}")
+    return sample_row(
+        SOURCE,
+        source_id,
+        unit.name,
+        f"{unit.location}/{source_id}",
+        encode_png(scene.rgb),
+        scene_annotations(scene, rng, section),
+        params.max_pixels,
+        tasks=unit.tasks,
+    )
 
 
 def scene_annotations(
