@@ -18,15 +18,16 @@ import pyarrow.parquet as pq
 from dicepipe.codescope import stage_code_version
 from dicepipe.params import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
-from dicepipe.pipeline.units import error_path, file_keys
+from dicepipe.pipeline.units import KeyedRows, error_path, file_keys, rows_in_key_order
 from dicepipe.records import QUARANTINE_SCHEMA, ItemError, decode_label_arrays, quarantine_row
 from dicepipe.shards.card import params_digest
 from dicepipe.shards.manifest import shard_entry
-from dicepipe.shards.writer import finished_unit_shards, unit_shard_paths, write_unit_shards
+from dicepipe.shards.writer import UnitShardWriter, finished_unit_shards, unit_shard_paths
 from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
 
 STAGE = "encode"
-Built = tuple[list[dict[str, Any]], list[dict[str, str]]]
+AddRow = Callable[[dict[str, Any]], None]
+Build = Callable[[AddRow], list[dict[str, str]]]  # hands rows to `add`; returns quarantine rows
 
 
 def plan(*input_dirs: Path) -> list[Path]:
@@ -48,8 +49,10 @@ def run_unit(
     label_files = (label_path, error_path(labels_dir, unit))
     inputs = [unit_path, *(path for path in label_files if path.exists())]
     if unit.startswith("composite-"):
-        return _write(unit, inputs, params, shards_dir, work_dir, lambda: _composites(unit_path))
-    build = lambda: _items(unit_path, label_path, params)  # noqa: E731
+        return _write(
+            unit, inputs, params, shards_dir, work_dir, lambda add: _composites(unit_path, add)
+        )
+    build = lambda add: _items(unit_path, label_path, params, add)  # noqa: E731
     return _write(unit, inputs, params, shards_dir, work_dir, build)
 
 
@@ -59,7 +62,7 @@ def _write(
     params: EncodeParams,
     shards_dir: Path,
     work_dir: Path,
-    build: Callable[[], Built],
+    build: Build,
 ) -> dict[str, Any]:
     fingerprint = digest_of(
         STAGE,
@@ -73,15 +76,19 @@ def _write(
     if finished is not None:
         entries = [shard_entry(path) for path in finished]
     else:
-        rows, errors = build()
-        entries = write_unit_shards(
+        writer = UnitShardWriter(
             shards_dir,
             unit,
-            rows,
             fingerprint,
             shard_bytes=params.shard_bytes,
             row_group_bytes=params.row_group_bytes,
         )
+        try:
+            errors = build(writer.add)
+        except BaseException:
+            writer.discard()
+            raise
+        entries = writer.close()
         table = pa.Table.from_pylist(
             sorted(errors, key=lambda r: r["key"]), schema=QUARANTINE_SCHEMA
         )
@@ -105,14 +112,18 @@ def _finished(shards_dir: Path, unit: str, fingerprint: str, marker: str | None)
     return finished if finished is not None and str(len(finished)) == parts else None
 
 
-def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
-    """Rows of every item with a target; an item with none is quarantined here, unless the
-    label stage already quarantined it (it is accounted for there, not twice)."""
-    labels = _read_labels(label_path)
+def _items(sample_path: Path, label_path: Path, params: EncodeParams, add: AddRow) -> list:
+    """Rows of every item with a target, handed to `add` item by item in key order; the
+    quarantine rows. An item with no target is quarantined here, unless the label stage
+    already quarantined it (it is accounted for there, not twice). Items stream from the
+    sample file and labels are looked up by key one label row group at a time, so memory
+    does not grow with the unit."""
+    labels = KeyedRows(label_path)
     label_errors = error_path(label_path.parent, label_path.stem)
     failed_labels = set(file_keys(label_errors))
-    rows, errors = [], []
-    for item in pq.read_table(sample_path).to_pylist():
+    errors = []
+    for item in rows_in_key_order(sample_path):
+        rows: list[dict[str, Any]] = []
         label = labels.get(item["key"])
         try:
             depth, normals = _label_arrays(label, item)
@@ -124,7 +135,9 @@ def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
             errors.append(quarantine_row(item["key"], STAGE, error.reason, error.message))
         except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
             errors.append(_unexpected(item["key"], error))
-    return rows, errors
+        for row in rows:
+            add(row)
+    return errors
 
 
 def _label_arrays(label: dict[str, Any] | None, item: dict[str, Any]) -> tuple[Any, Any]:
@@ -144,17 +157,14 @@ def _unexpected(key: str, error: Exception) -> dict[str, str]:
     return quarantine_row(key, STAGE, "unexpected_error", f"{type(error).__name__}: {error}")
 
 
-def _composites(composite_path: Path) -> Built:
-    rows, errors = [], []
-    for row in pq.read_table(composite_path).to_pylist():
+def _composites(composite_path: Path, add: AddRow) -> list[dict[str, str]]:
+    errors = []
+    for row in rows_in_key_order(composite_path):
+        rows = []
         try:
             rows.append(composite_example(row))
         except Exception as error:  # noqa: BLE001 - one item's fault never ends the unit
             errors.append(_unexpected(row["key"], error))
-    return rows, errors
-
-
-def _read_labels(label_path: Path) -> dict[str, dict[str, Any]]:
-    if not label_path.exists():
-        return {}
-    return {row["key"]: row for row in pq.read_table(label_path).to_pylist()}
+        for built in rows:
+            add(built)
+    return errors
