@@ -5,10 +5,13 @@ resize, collate; `--workers` DataLoader workers) and the training step of a mode
 (flow-matching loss, backward, AdamW) on a fixed batch. The ratio loader/step is how many
 times faster the loader feeds than the step eats (goal: >= 3, so the accelerator never waits).
 Also: step time, tokens/s (noisy + condition image tokens) and, on CUDA, peak memory and model
-FLOP utilisation against `--peak-tflops` (H100/H200 bf16 dense: 989).
+FLOP utilisation against `--peak-tflops` (H100/H200 bf16 dense: 989); and N, the rows a
+partition consumes per row group it opens, for one partition of `--partitions` (64 GPUs x 8
+workers: 512), over `--draws` samples (N = 1 would be a row group read for every row).
 
     .venv/bin/python bench/train.py [--shards data/shards] [--preset tiny] [--resolution 64]
         [--batch 8] [--steps 10] [--workers 2] [--device auto] [--peak-tflops 989]
+        [--partitions 512] [--draws 400]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 
 from dicepipe.model import DiceptionModel, FlowConfig, flow_matching_loss, make_space
 from dicepipe.params import LoaderParams
-from dicepipe.train.loader import make_loader
+from dicepipe.train.loader import TaskMixingDataset, make_loader, shard_locations
 from dicepipe.weights import resolve_device
 
 
@@ -35,6 +38,22 @@ def loader_rate(shards: str, resolution: int, batch: int, workers: int, batches:
     for _ in range(batches):
         next(iterator)
     return batches * batch / (time.perf_counter() - start)
+
+
+def rows_per_open(shards: str, partitions: int, draws: int) -> tuple[float, int]:
+    """(N, row groups opened): rows consumed per row group read by partition 0 of
+    `partitions`, over `draws` samples, with the project's task weights."""
+    params = LoaderParams(shards=shards)
+    dataset = TaskMixingDataset(
+        shard_locations(shards),
+        vars(params.weights),
+        world_size=partitions,
+        resolution=32,
+        steps=draws,
+    )
+    for _ in dataset:
+        pass
+    return dataset.rows_per_open(), dataset.opens
 
 
 def step_rate(
@@ -91,6 +110,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument("--partitions", type=int, default=512)
+    parser.add_argument("--draws", type=int, default=400)
     args = parser.parse_args()
     device = resolve_device(args.device)
     if device.type == "cuda":
@@ -105,6 +126,9 @@ def main() -> None:
     print(f"tokens       {tokens} per sample   {tokens * consumed:10.0f} tokens/s")
     print(f"loader       {delivered:8.1f} samples/s delivered ({args.workers} workers)")
     print(f"ratio        loader / step = {delivered / consumed:.2f} (goal >= 3)")
+    n, opens = rows_per_open(args.shards, args.partitions, args.draws)
+    print(f"row groups   N = {n:.1f} rows per row group opened ({opens} opened, {args.draws} rows,")
+    print(f"             one partition of {args.partitions})")
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**30
         mfu = flops / seconds / (args.peak_tflops * 1e12)
