@@ -260,3 +260,25 @@ def test_real_sample_shards_load():
     pose = next(s for s in samples if s["task"] == "pose")["target"]
     colours = set(map(tuple, ((pose + 1) * 127.5).round().reshape(3, -1).T.int().tolist()))
     assert (255, 0, 0) in colours  # nearest resizing keeps the keypoint red exact
+
+
+def test_passes_stay_exact_over_two_elastic_resumes_of_a_wrapping_stream(tmp_path):
+    paths = _write_set(tmp_path, per_task=3, group=2)  # tasks wrap their passes often
+    seen: list[tuple[str, int, str]] = []
+    states = None
+    for world, draws in ((2, 40), (3, 30), (1, 120)):
+        ranks = [
+            TaskMixingDataset(paths, PAPER, seed=9, rank=r, world_size=world) for r in range(world)
+        ]
+        for dataset in ranks:
+            if states is not None:
+                dataset.load_state_dict(states)
+            last = _take(dataset, draws)
+            seen += [(s["task"], s["epoch"], s["key"]) for s in last]
+        states = [dataset.state_dict() for dataset in ranks]
+    assert max(Counter(seen).values()) == 1  # no row twice within a pass
+    for task in TASKS:
+        final = max(epoch for t, epoch, _ in seen[-120:] if t == task)
+        for epoch in range(final):  # every pass the single last rank left behind is whole
+            keys = sorted(k for t, e, k in seen if t == task and e == epoch)
+            assert keys == [f"item/{task}/{i:04d}" for i in range(3)], (task, epoch)

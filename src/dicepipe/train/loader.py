@@ -340,7 +340,18 @@ class TaskMixingDataset(IterableDataset):
         """Record one consumed sample (its pass index) and the pass its partition reached."""
         self.consumed.setdefault((task, epoch), Consumed()).add(index)
         key = (partition, task)
-        self.reached[key] = max(self.reached.get(key, 0), epoch)
+        if epoch > self.reached.get(key, 0):
+            self.reached[key] = epoch
+            below = self._below(task)  # passes every local partition is done with
+            for done in [k for k in self.consumed if k[0] == task and k[1] < below]:
+                del self.consumed[done]
+
+    def _below(self, task: str) -> int:
+        """The first pass of a task that some partition of this rank has not finished."""
+        floor = self.floor.get(task, 0)
+        local = range(self.rank * self.local, (self.rank + 1) * self.local)
+        present = [p for p in local if self._present(task, p)]
+        return min((self.reached.get((p, task), floor) for p in present), default=floor)
 
     def _sample(self, block: int, row: int) -> dict[str, Any]:
         table = self._block(block)
@@ -392,9 +403,7 @@ class TaskMixingDataset(IterableDataset):
         local = range(self.rank * self.local, (self.rank + 1) * self.local)
         tasks = {}
         for task in self.tasks:
-            floor = self.floor.get(task, 0)
-            present = [p for p in local if self._present(task, p)]
-            below = min((self.reached.get((p, task), floor) for p in present), default=floor)
+            floor, below = self.floor.get(task, 0), self._below(task)
             consumed = {
                 str(epoch): runs.runs()
                 for (name, epoch), runs in sorted(self.consumed.items())
