@@ -19,7 +19,7 @@ weight demands. The stream is infinite unless `steps` caps it (training counts s
 
 Samples: `image`, `target` float32 (3, H, W) in [-1, 1]; `points` (5, 2) normalised (x, y),
 zero-padded, `point_mask` (5,) True for a real point (DICEPTION pads to 5 with "no point");
-`task_id` indexes `TASKS`; `task`, `prompt`, `key`, `epoch`, `partition`, `position`.
+`task_id` indexes `TASKS`; `task`, `prompt`, `key`, `epoch`, `index`, `partition`, `position`.
 
 Resume: `record(batch)` after each consumed batch, `state_dict()` to save, `load_state_dict()`
 (one state, or every rank's) before creating the DataLoader iterator (persistent workers keep
