@@ -5,13 +5,15 @@ Shards: local paths or fsspec URLs (`s3://...`, `gs://...`, `file://...`), read 
 read up front, then one row group at a time.
 
 Passes: a task walks pass 0 of its rows in a seeded, world-size-independent order (its row
-groups shuffled, rows shuffled within each; a sample's `epoch` is the pass, `index` its place
-in it), then pass 1 in a fresh order, and so on. A pass is cut into pieces: contiguous runs of
-one row group's rows of the task, at most max(1, rows // partitions) long, so a large task
-hands whole row groups to partitions and a small one still reaches every partition with
-contiguous rows (no row-by-row splitting). Pieces are dealt round-robin to the
-`world_size * max(1, num_workers)` (rank, worker) partitions; a partition walks its pieces in
-order, so it opens one row group per piece (`opens`, `rows_per_open`).
+groups in one seeded order, rows shuffled within each; a sample's `epoch` is the pass,
+`index` its place in it), then pass 1 with rows shuffled afresh, and so on. A pass is cut
+into pieces: contiguous runs of one row group's rows of the task, at most
+max(1, rows // partitions) long, so a large task hands whole row groups to partitions and a
+small one still reaches every partition with contiguous rows (no row-by-row splitting).
+Pieces are dealt round-robin to the `world_size * max(1, num_workers)` (rank, worker)
+partitions; a partition walks its pieces in a fresh order each pass, opening at most one row
+group per piece (`opens`, `rows_per_open`); it holds the same row groups from pass to pass,
+so a small task's stays open.
 
 Mixing: each step draws a task with probability proportional to its weight among the tasks
 present in the partition; a small task with a large weight repeats across passes, as its
@@ -109,18 +111,15 @@ def index_shards(paths: Sequence[str | Path]) -> tuple[list[tuple[str, int]], di
     return blocks, tasks
 
 
-def pass_order(groups: Groups, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One pass over a task's rows: (row group ids, local rows), groups and rows shuffled."""
-    order = rng.permutation(len(groups))
+def task_pass(seed: int, task: str, epoch: int, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
+    """Pass `epoch` of a task, the same for every world size (no rank or worker in its seed):
+    the row groups in one seeded order for every pass, so a partition keeps its row groups
+    from pass to pass (a small task's group stays open), rows shuffled afresh in each."""
+    order = np.random.default_rng([seed, stable_hash(0, task), 0x9A55]).permutation(len(groups))
+    rng = np.random.default_rng([seed, stable_hash(0, task), epoch, 0x9A55])
     blocks = [np.full(len(groups[i][1]), groups[i][0]) for i in order]
     rows = [rng.permutation(groups[i][1]) for i in order]
     return np.concatenate(blocks), np.concatenate(rows)
-
-
-def task_pass(seed: int, task: str, epoch: int, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
-    """Pass `epoch` of a task: the same for every world size (no rank or worker in its seed)."""
-    rng = np.random.default_rng([seed, stable_hash(0, task), epoch, 0x9A55])
-    return pass_order(groups, rng)
 
 
 def pass_pieces(blocks: np.ndarray, partitions: int) -> list[Piece]:
@@ -329,7 +328,9 @@ class TaskMixingDataset(IterableDataset):
                 self.partitions,
                 partition,
             )
-            for start, end in pieces:
+            rng = np.random.default_rng([self.seed, stable_hash(0, task), epoch, partition])
+            for k in rng.permutation(len(pieces)):  # its pieces in a fresh order each pass
+                start, end = pieces[k]
                 for index in range(start, end):
                     done = self.consumed.get((task, epoch))
                     if done is None or index not in done:
