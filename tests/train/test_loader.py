@@ -282,3 +282,14 @@ def test_passes_stay_exact_over_two_elastic_resumes_of_a_wrapping_stream(tmp_pat
         for epoch in range(final):  # every pass the single last rank left behind is whole
             keys = sorted(k for t, e, k in seen if t == task and e == epoch)
             assert keys == [f"item/{task}/{i:04d}" for i in range(3)], (task, epoch)
+
+
+def test_consumed_indices_merge_into_runs():
+    consumed = loader_module.Consumed([[5, 7]])
+    for index in (0, 1, 3, 2, 4):
+        consumed.add(index)
+    assert consumed.runs() == [[0, 7]] and consumed.covers(7) and not consumed.covers(8)
+    consumed.add_run(9, 12)
+    assert consumed.runs() == [[0, 7], [9, 12]] and 10 in consumed and 8 not in consumed
+    consumed.add_run(6, 10)
+    assert consumed.runs() == [[0, 12]]
