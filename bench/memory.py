@@ -15,7 +15,8 @@ script in a child process, one after the other, as `dvc repro` would. Two peaks 
         counts 1/n in each) over the flow and all its descendants, sampled every 50 ms.
 
 Numba's cache is warmed first, so neither scale measures pymatting's JIT. Goal: 10x / 1x
-<= 1.2 in both columns.
+<= 1.2 in both columns. This scales the number of units, not their size: `bench/unit_memory.py`
+measures one label and one encode unit with ten times the items.
 
     .venv/bin/python bench/memory.py [--scale 10] [--synthetic 300] [--keep DIR]
 """

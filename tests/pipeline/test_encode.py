@@ -173,3 +173,31 @@ def test_each_dataset_feeds_exactly_the_tasks_of_its_role(tmp_path):
     rows = pq.read_table(shards / "entityv2-000000-000.parquet").to_pylist()
     assert rows[0]["key"] == "entityv2/000000000002" and rows[0]["source"] == "entityv2"
     assert '"category"' not in rows[0]["meta"]
+
+
+def test_labels_are_read_by_row_group_and_unsorted_units_keep_key_order(tmp_path):
+    scenes = [render_scene(50 + i, 40, 30) for i in range(5)]
+    rows = [
+        sample_row("openimages", f"id{i}", "u", "x", encode_png(s.rgb), [], 10**7)
+        for i, s in enumerate(scenes)
+    ]
+    labels = [
+        label.label_row(Label(f"openimages/id{i}", s.depth, s.focal_px, s.normals, "t"))
+        for i, s in enumerate(scenes)
+    ]
+    unit = "openimages-000000"
+    tables = {}
+    for name, order, group in (("whole", range(5), None), ("parts", [4, 1, 3, 0, 2], 2)):
+        root = tmp_path / name
+        _write_unit(root / "s", unit, [rows[i] for i in order])
+        (root / "l" / "errors").mkdir(parents=True)
+        table = pa.Table.from_pylist(labels, schema=LABEL_SCHEMA)
+        pq.write_table(table, root / "l" / f"{unit}.parquet", row_group_size=group)
+        pq.write_table(QUARANTINE_SCHEMA.empty_table(), error_path(root / "l", unit))
+        encode.run_unit(
+            root / "s" / f"{unit}.parquet", root / "l", EncodeParams(), root / "sh", root / "w"
+        )
+        tables[name] = pa.concat_tables(pq.read_table(p) for p in sorted((root / "sh").iterdir()))
+    assert pq.ParquetFile(tmp_path / "parts" / "l" / f"{unit}.parquet").num_row_groups == 3
+    assert tables["parts"].equals(tables["whole"]) and len(tables["whole"]) == 10
+    assert tables["whole"]["key"].to_pylist() == sorted(tables["whole"]["key"].to_pylist())

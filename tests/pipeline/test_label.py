@@ -172,3 +172,35 @@ def test_a_dask_cuda_worker_without_cuda_stops_instead_of_labelling_on_its_cpu(
     with pytest.raises(TeacherBuildError, match="CUDA is not available"):
         label.run_unit(unit, make_teacher(params), params, tmp_path / "labels")
     assert not (tmp_path / "labels" / unit.name).exists()
+
+
+def test_rows_stream_in_key_order_into_row_groups_of_the_bound(tmp_path, monkeypatch):
+    unit = _unit(tmp_path, with_exact_labels=5, total=6)  # id5 ships no label: quarantined
+    table = pq.read_table(unit)
+    pq.write_table(table.take([3, 0, 5, 1, 4, 2]), unit)  # a unit file not in key order
+    params = _params(tmp_path, teacher="ground_truth")
+    whole = label.run_unit(unit, make_teacher(params), params, tmp_path / "whole")
+    monkeypatch.setattr(label, "ROW_GROUP_BYTES", 1)  # one row per row group
+    streamed = label.run_unit(unit, make_teacher(params), params, tmp_path / "streamed")
+    assert whole == streamed == {"unit": unit.stem, "rows": 5, "quarantined": 1}
+    one, many = (pq.ParquetFile(tmp_path / d / unit.name) for d in ("whole", "streamed"))
+    assert (one.num_row_groups, many.num_row_groups) == (1, 5)
+    assert one.read().equals(many.read())
+    assert one.read()["key"].to_pylist() == [f"openimages/id{i}" for i in range(5)]
+
+
+def test_a_failing_row_write_leaves_no_file(tmp_path, monkeypatch):
+    unit = _unit(tmp_path, with_exact_labels=2, total=2)
+    params = _params(tmp_path, teacher="ground_truth")
+
+    row = label.label_row
+
+    def broken(label_):
+        return {**row(label_), "width": "wide"}
+
+    monkeypatch.setattr(label, "label_row", broken)
+    monkeypatch.setattr(label, "ROW_GROUP_BYTES", 1)
+    with pytest.raises(Exception, match="int"):
+        label.run_unit(unit, make_teacher(params), params, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.parquet"))
+    assert not list((tmp_path / "out").glob(".*.tmp"))

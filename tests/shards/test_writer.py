@@ -127,3 +127,39 @@ def test_no_shard_is_ever_empty(tmp_path):
     assert len(write_unit_shards(tmp_path, "u-000002", _rows(2), "fp", shard_bytes=10**9)) == 1
     assert write_unit_shards(tmp_path, "u-000002", [], "fp2", shard_bytes=10**9) == []
     assert unit_shard_paths(tmp_path, "u-000002") == []  # the old part went with its rows
+
+
+@pytest.mark.parametrize(("shard_bytes", "row_group_bytes"), [(10**9, 10**9), (3000, 700)])
+def test_streamed_unit_shards_are_the_bytes_of_the_list_writer(
+    tmp_path, shard_bytes, row_group_bytes
+):
+    from dicepipe.shards.writer import UnitShardWriter, write_unit_shards
+
+    rows = sorted(_rows(40), key=lambda r: r["key"])  # key order; tasks unsorted within a key
+    (tmp_path / "a").mkdir()
+    listed = write_unit_shards(
+        tmp_path / "a", "u-1", rows, "fp", shard_bytes=shard_bytes, row_group_bytes=row_group_bytes
+    )
+    writer = UnitShardWriter(
+        tmp_path / "b", "u-1", "fp", shard_bytes=shard_bytes, row_group_bytes=row_group_bytes
+    )
+    for row in rows:
+        writer.add(row)
+    streamed = writer.close()
+    assert streamed == listed
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [e["path"] for e in listed]
+    groups = [pq.ParquetFile(tmp_path / "b" / e["path"]).num_row_groups for e in streamed]
+    if shard_bytes < 10**9:
+        assert len(streamed) > 1 and max(groups) > 1  # several parts of several row groups
+
+
+def test_streamed_unit_shards_refuse_rows_out_of_key_order(tmp_path):
+    from dicepipe.shards.writer import UnitShardWriter
+
+    writer = UnitShardWriter(tmp_path, "u-1", "fp", shard_bytes=10**9)
+    rows = _rows(2)
+    writer.add(rows[2])
+    with pytest.raises(ValueError, match="rows out of key order: 'openimages/0000' after"):
+        writer.add(rows[0])
+    writer.discard()
+    assert list(tmp_path.iterdir()) == []  # no spill file left

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from dicepipe.codescope import stage_code_version
 from dicepipe.params.encode import EncodeParams
 from dicepipe.pipeline.examples import composite_example, examples_for_item
-from dicepipe.pipeline.units import error_path, file_keys
+from dicepipe.pipeline.units import KeyedRows, error_path, file_keys, rows_in_key_order
 from dicepipe.records import (
     QUARANTINE_SCHEMA,
     ItemError,
@@ -28,11 +28,12 @@ from dicepipe.records import (
 )
 from dicepipe.shards.card import params_digest
 from dicepipe.shards.manifest import shard_entry
-from dicepipe.shards.writer import finished_unit_shards, unit_shard_paths, write_unit_shards
+from dicepipe.shards.writer import UnitShardWriter, finished_unit_shards, unit_shard_paths
 from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
 
 STAGE = "encode"
-Built = tuple[list[dict[str, Any]], list[dict[str, str]]]
+AddRow = Callable[[dict[str, Any]], None]
+Build = Callable[[AddRow], list[dict[str, str]]]  # hands rows to `add`; returns quarantine rows
 
 
 def plan(*input_dirs: Path) -> list[Path]:
@@ -54,8 +55,10 @@ def run_unit(
     label_files = (label_path, error_path(labels_dir, unit))
     inputs = [unit_path, *(path for path in label_files if path.exists())]
     if unit.startswith("composite-"):
-        return _write(unit, inputs, params, shards_dir, work_dir, lambda: _composites(unit_path))
-    build = lambda: _items(unit_path, label_path, params)  # noqa: E731
+        return _write(
+            unit, inputs, params, shards_dir, work_dir, lambda add: _composites(unit_path, add)
+        )
+    build = lambda add: _items(unit_path, label_path, params, add)  # noqa: E731
     return _write(unit, inputs, params, shards_dir, work_dir, build)
 
 
@@ -65,7 +68,7 @@ def _write(
     params: EncodeParams,
     shards_dir: Path,
     work_dir: Path,
-    build: Callable[[], Built],
+    build: Build,
 ) -> dict[str, Any]:
     fingerprint = digest_of(
         STAGE,
@@ -79,15 +82,19 @@ def _write(
     if finished is not None:
         entries = [shard_entry(path) for path in finished]
     else:
-        rows, errors = build()
-        entries = write_unit_shards(
+        writer = UnitShardWriter(
             shards_dir,
             unit,
-            rows,
             fingerprint,
             shard_bytes=params.shard_bytes,
             row_group_bytes=params.row_group_bytes,
         )
+        try:
+            errors = build(writer.add)
+        except BaseException:
+            writer.discard()
+            raise
+        entries = writer.close()
         table = pa.Table.from_pylist(
             sorted(errors, key=lambda r: r["key"]), schema=QUARANTINE_SCHEMA
         )
@@ -111,20 +118,24 @@ def _finished(shards_dir: Path, unit: str, fingerprint: str, marker: str | None)
     return finished if finished is not None and str(len(finished)) == parts else None
 
 
-def _items(sample_path: Path, label_path: Path, params: EncodeParams) -> Built:
-    """Rows of every item with a target; an item with none is quarantined here, unless the
-    label stage already quarantined it (it is accounted for there, not twice)."""
-    labels = _read_labels(label_path)
+def _items(sample_path: Path, label_path: Path, params: EncodeParams, add: AddRow) -> list:
+    """Rows of every item with a target, handed to `add` item by item in key order; the
+    quarantine rows. An item with no target is quarantined here, unless the label stage
+    already quarantined it (it is accounted for there, not twice). Items stream from the
+    sample file and labels are looked up by key one label row group at a time, so memory
+    does not grow with the unit."""
+    labels = KeyedRows(label_path)
     label_errors = error_path(label_path.parent, label_path.stem)
     failed_labels = set(file_keys(label_errors))
-    rows, errors = [], []
-    for item in pq.read_table(sample_path).to_pylist():
+    errors = []
+    for item in rows_in_key_order(sample_path):
         result = guard(_item_examples, item, labels.get(item["key"]), params)
         if not isinstance(result, ItemError):
-            rows.extend(result)
+            for row in result:
+                add(row)
         elif not (result.reason == "no_target" and item["key"] in failed_labels):
             errors.append(quarantine_row(item["key"], STAGE, result.reason, result.message))
-    return rows, errors
+    return errors
 
 
 def _item_examples(
@@ -148,18 +159,12 @@ def _label_arrays(label: dict[str, Any] | None, item: dict[str, Any]) -> tuple[A
         raise ItemError("bad_label", f"label arrays unreadable: {error}") from None
 
 
-def _composites(composite_path: Path) -> Built:
-    rows, errors = [], []
-    for row in pq.read_table(composite_path).to_pylist():
+def _composites(composite_path: Path, add: AddRow) -> list[dict[str, str]]:
+    errors = []
+    for row in rows_in_key_order(composite_path):
         result = guard(composite_example, row)
         if isinstance(result, ItemError):
             errors.append(quarantine_row(row["key"], STAGE, result.reason, result.message))
         else:
-            rows.append(result)
-    return rows, errors
-
-
-def _read_labels(label_path: Path) -> dict[str, dict[str, Any]]:
-    if not label_path.exists():
-        return {}
-    return {row["key"]: row for row in pq.read_table(label_path).to_pylist()}
+            add(result)
+    return errors

@@ -10,7 +10,13 @@ import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
 from dicepipe.params.label import LabelParams
-from dicepipe.pipeline.units import is_done, unit_manifest, write_unit
+from dicepipe.pipeline.units import (
+    is_done,
+    rows_in_key_order,
+    streamed_parquet,
+    unit_manifest,
+    write_errors,
+)
 from dicepipe.records import LABEL_SCHEMA
 from dicepipe.storage import digest_of, sha256_file
 from dicepipe.teachers import configure_torch
@@ -18,6 +24,9 @@ from dicepipe.teachers.base import Label, Teacher
 from dicepipe.teachers.stream import StreamItem, label_stream
 
 STAGE = "label"
+# Label rows are big (fp16 depth + normals: ~6 MB at 1024 px): a row group every ~32 MiB keeps
+# a unit's memory to a few groups, and encode reads one group at a time.
+ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
 def plan(params: LabelParams, samples_dir: Path) -> list[Path]:
@@ -35,10 +44,13 @@ def run_unit(
     """Label every item of one sample unit into `<out_dir>/<unit>.parquet`.
 
     Images are decoded by threads ahead of the teacher and labelled in batches; an item the
-    teacher fails on is quarantined alone. A unit already labelled by the same teacher is skipped.
-    torch is configured from the params first (`configure_torch`), so every runner's workers
-    compute the same labels. The focal length comes from the sample row (EXIF read at sample
-    time), since the image bytes may have been re-encoded without EXIF.
+    teacher fails on is quarantined alone. Rows stream to the file in row groups of about
+    ROW_GROUP_BYTES, written by a thread while the teacher labels the next batch, so a unit's
+    memory does not grow with its item count (rows come in key order, as the file keeps
+    them). A unit already labelled by the same teacher is skipped. torch is configured from
+    the params first (`configure_torch`), so every runner's workers compute the same labels.
+    The focal length comes from the sample row (EXIF read at sample time), since the image
+    bytes may have been re-encoded without EXIF.
     """
     unit = sample_path.stem
     fingerprint = digest_of(
@@ -49,19 +61,42 @@ def run_unit(
         columns = ["key", "source", "source_id", "image"]
         if "focal_px" in pq.read_schema(sample_path).names:
             columns.append("focal_px")
-        table = pq.read_table(sample_path, columns=columns)
         items = (
             StreamItem(r["key"], r["image"], r["source"], r["source_id"], r.get("focal_px"))
-            for r in table.to_pylist()
+            for r in rows_in_key_order(sample_path, columns, max(1, params.batch_size))
         )
-        rows, errors = [], []
-        for result in label_stream(teacher, items, params.batch_size, params.num_workers):
-            if result.label is not None:
-                rows.append(label_row(result.label))
-            else:
-                errors.append((result.key, result.error))
-        write_unit(out_dir, unit, rows, LABEL_SCHEMA, errors, STAGE, fingerprint)
+        results = label_stream(
+            teacher, items, params.batch_size, params.num_workers, pin_memory=_pins(params)
+        )
+        errors = []
+        with streamed_parquet(
+            out_dir / f"{unit}.parquet",
+            LABEL_SCHEMA,
+            fingerprint,
+            group_bytes=ROW_GROUP_BYTES,
+            row_bytes=label_row_bytes,
+        ) as add:
+            for result in results:
+                if result.label is not None:
+                    add(label_row(result.label))
+                else:
+                    errors.append((result.key, result.error))
+            write_errors(out_dir, unit, errors, STAGE, fingerprint)  # before the rows' rename
     return unit_manifest(out_dir, unit)
+
+
+def _pins(params: LabelParams) -> bool:
+    """Whether decoded images go to page-locked memory: only when the teacher runs on CUDA."""
+    import torch
+
+    from dicepipe.weights import resolve_device
+
+    return torch.cuda.is_available() and resolve_device(params.device).type == "cuda"
+
+
+def label_row_bytes(row: dict[str, Any]) -> int:
+    """Stored size of a label row, about: its arrays plus a little for the rest."""
+    return len(row["depth"]) + len(row["normals"] or b"") + 256
 
 
 def cache_counts(teacher: Teacher | None) -> dict[str, int | None]:

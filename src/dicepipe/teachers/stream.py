@@ -72,6 +72,17 @@ def decode_item(item: StreamItem) -> dict[str, Any]:
     return {**out, "image": rgb, "focal_px": focal, "error": None}
 
 
+def pin_decoded(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its image in page-locked memory (a numpy view of a pinned tensor), so
+    the teacher's host-to-device copy can run asynchronously. CUDA only."""
+    if record.get("image") is None:
+        return record
+    import torch
+
+    pinned = torch.from_numpy(record["image"]).pin_memory()
+    return {**record, "image": pinned.numpy()}
+
+
 def _as_item(item: StreamItem | tuple[str, bytes]) -> StreamItem:
     if isinstance(item, StreamItem):
         return item
@@ -81,18 +92,24 @@ def _as_item(item: StreamItem | tuple[str, bytes]) -> StreamItem:
 
 
 def decoded_batches(
-    items: Iterable[StreamItem], batch_size: int, num_workers: int, prefetch_factor: int = 2
+    items: Iterable[StreamItem],
+    batch_size: int,
+    num_workers: int,
+    prefetch_factor: int = 2,
+    pin_memory: bool = False,
 ) -> Iterator[list[dict[str, Any]]]:
     """`decode_item` of every item, in batches and in input order, decoded by `num_workers`
-    threads (0: in this thread) while up to `prefetch_factor` further batches are decoded."""
+    threads (0: in this thread) while up to `prefetch_factor` further batches are decoded;
+    with `pin_memory` (CUDA only) the images land in page-locked memory (`pin_decoded`)."""
     chunks = iter(lambda: list(islice(items, batch_size)), [])
+    decode = (lambda item: pin_decoded(decode_item(item))) if pin_memory else decode_item
     if num_workers == 0:
-        yield from ([decode_item(item) for item in chunk] for chunk in chunks)
+        yield from ([decode(item) for item in chunk] for chunk in chunks)
         return
     pending: deque[list[Future[dict[str, Any]]]] = deque()
     with ThreadPoolExecutor(num_workers, thread_name_prefix="decode") as pool:
         for chunk in chunks:
-            pending.append([pool.submit(decode_item, item) for item in chunk])
+            pending.append([pool.submit(decode, item) for item in chunk])
             if len(pending) > prefetch_factor:
                 yield [future.result() for future in pending.popleft()]
         while pending:
@@ -105,14 +122,15 @@ def label_stream(
     batch_size: int = 8,
     num_workers: int = 2,
     prefetch_factor: int = 2,
+    pin_memory: bool = False,
 ) -> Iterator[StreamResult]:
     """Label `items` with `teacher` in batches of `batch_size`, decoding in `num_workers`
-    threads ahead of the teacher."""
+    threads ahead of the teacher (into pinned memory with `pin_memory`: CUDA teachers)."""
     if batch_size < 1 or num_workers < 0 or prefetch_factor < 0:
         message = f"{batch_size}, {num_workers}, {prefetch_factor}"
         raise ValueError(f"need batch_size >= 1, num_workers, prefetch_factor >= 0; got {message}")
     stream = (_as_item(item) for item in items)
-    for batch in decoded_batches(stream, batch_size, num_workers, prefetch_factor):
+    for batch in decoded_batches(stream, batch_size, num_workers, prefetch_factor, pin_memory):
         yield from _label_batch(teacher, batch)
 
 

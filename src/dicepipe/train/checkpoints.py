@@ -149,8 +149,11 @@ def save_checkpoint(run: Any, step: int) -> Path:
 
 
 def load_checkpoint(run: Any, folder: Path) -> int:
-    """Restore model, optimizer, RNG and this rank's loader position; the step it was at."""
+    """Restore model, optimizer, RNG and the loader position; the step it was at.
+
+    The loader merges every saved rank's state, so a run resumed on another world size goes
+    on with the same passes over the shards (the loader deals the rest afresh)."""
     run.accelerator.load_state(str(folder / "state"))
-    state = json.loads(loader_state_file(folder, run.accelerator.process_index).read_text())
-    run.dataset.load_state_dict(state)
+    paths = sorted(folder.glob("loader-rank*.json"))  # loader_state_file of every rank
+    run.dataset.load_state_dict([json.loads(path.read_text()) for path in paths])
     return int(read_trainer(folder)["step"])
