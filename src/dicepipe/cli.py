@@ -9,11 +9,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dicepipe.config import load_params
+from dicepipe.params.label import LabelParams
+from dicepipe.shards.card import MAX_LISTED_SHARDS, shard_stats
+from dicepipe.shards.manifest import (
+    MANIFEST_NAME,
+    load_problems,
+    read_manifest,
+    verify_manifest,
+)
+from dicepipe.sources.synthetic.corpus import write_sample_corpus
+from dicepipe.sources.synthetic.matting import write_matting_corpus
+from dicepipe.storage import write_json
+from dicepipe.tasks import TASK_NAMES
+from dicepipe.teachers.audit_run import format_audit, run_audit
+
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from dicepipe.sources.synthetic.corpus import write_sample_corpus
-    from dicepipe.sources.synthetic.matting import write_matting_corpus
-
     summary = write_sample_corpus(Path(args.out), seed=args.seed)
     matting = write_matting_corpus(Path(args.out) / "matting", seed=args.seed)
     summary["matting"] = {"items": len(matting["items"]), "bad": matting["bad"]}
@@ -23,14 +35,6 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from dicepipe.shards.card import shard_stats
-    from dicepipe.shards.manifest import (
-        MANIFEST_NAME,
-        load_problems,
-        read_manifest,
-        verify_manifest,
-    )
-
     shards = Path(args.shards)
     if not (shards / MANIFEST_NAME).exists():
         print(f"{shards}: no {MANIFEST_NAME}; not a shards folder", file=sys.stderr)
@@ -67,7 +71,6 @@ def format_stats(
     all_shards: bool = False,
 ) -> list[str]:
     """The lines `dicepipe inspect` prints: the dataset card's statistics as plain text."""
-    from dicepipe.shards.card import MAX_LISTED_SHARDS
 
     width = max([len(t) for t in stats["tasks"]] + [5])
     lines = [
@@ -108,11 +111,6 @@ def _accounting_line(accounting: dict[str, Any]) -> str:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from dicepipe.config import load_params
-    from dicepipe.params.label import LabelParams
-    from dicepipe.storage import write_json
-    from dicepipe.teachers.audit_run import format_audit, run_audit
-
     params = load_params(LabelParams, args.params)
     report = run_audit(params, args.teacher, args.scenes, args.width, args.height)
     print(format_audit(report))
@@ -167,8 +165,6 @@ def positive_int(text: str) -> int:
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
-    from dicepipe.tasks import TASK_NAMES
-
     predict = commands.add_parser("predict", help="run a trained checkpoint on image files")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--checkpoint", required=True, help="a model folder (from_pretrained)")
@@ -208,8 +204,6 @@ def _error(message: object) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from dicepipe.tasks import TASK_NAMES
-
     if args.task not in TASK_NAMES:
         return _error(f"unknown task {args.task!r}; choose one of {', '.join(TASK_NAMES)}")
     from dicepipe.model.inference import PredictOptions, run_predict

@@ -19,6 +19,8 @@ import numpy as np
 
 from dicepipe.evaluate.heldout import split_ids
 from dicepipe.params.evaluate import BaselineParams, HeldoutParams
+from dicepipe.targets.depth import decode_depth
+from dicepipe.targets.normals import decode_normals
 
 EMPTY_PEOPLE = np.zeros((0, 17, 3), np.float64)
 
@@ -102,8 +104,6 @@ def _shard_means(
     import cv2
 
     from dicepipe.imageio import decode_image
-    from dicepipe.targets.depth import decode_depth
-    from dicepipe.targets.normals import decode_normals
 
     height, width = size
     depths, normal_sum = [], np.zeros(3, np.float64)

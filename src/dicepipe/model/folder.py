@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dicepipe.config import ConfigError
+from dicepipe.weights import resolve_device
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -280,7 +281,6 @@ def load_model_folder(
     """Check, then load, a model folder: the model in eval mode on `device`, its space, and the
     resolution to sample at (`resolution` when given, checked and named in errors as
     `resolution_from`, else the training one)."""
-    from dicepipe.weights import resolve_device
 
     checked = read_model_folder(path)
     if resolution is not None:

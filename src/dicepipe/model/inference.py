@@ -17,6 +17,11 @@ import torch
 from dicepipe.errors import UserError
 from dicepipe.imageio import ImageDecodeError, decode_image, encode_png, resize_square
 from dicepipe.storage import atomic_write, write_json
+from dicepipe.targets.decode_masks import decode_instance_masks
+from dicepipe.targets.decode_pose import disc_centres
+from dicepipe.targets.depth import decode_depth
+from dicepipe.targets.normals import decode_normals
+from dicepipe.targets.segmentation import decode_point_mask
 
 from .diception import DiceptionModel
 from .folder import INFERENCE_FILE, LoadedModelFolder, load_model_folder
@@ -143,29 +148,19 @@ def decoded_outputs(task: str, prediction: np.ndarray) -> dict[str, bytes]:
         return buffer.getvalue()
 
     if task == "depth":
-        from dicepipe.targets.depth import decode_depth
-
         depth = decode_depth(prediction)  # relative depth in [1, 10] (scale and shift unknown)
         scaled = (depth - depth.min()) / max(float(np.ptp(depth)), 1e-6) * 65535
         return {"npy": npy(depth), "16bit.png": _png16(scaled.astype(np.uint16))}
     if task == "normal":
-        from dicepipe.targets.normals import decode_normals
-
         return {"npy": npy(decode_normals(prediction))}
     if task == "point_segmentation":
-        from dicepipe.targets.segmentation import decode_point_mask
-
         return {"mask.png": encode_png(decode_point_mask(prediction).astype(np.uint8) * 255)}
     if task in ("entity_segmentation", "semantic_segmentation"):
-        from dicepipe.targets.decode_masks import decode_instance_masks
-
         labels = np.zeros(prediction.shape[:2], np.uint16)
         for index, mask in enumerate(decode_instance_masks(prediction), start=1):
             labels[mask & (labels == 0)] = index
         return {"instances.png": _png16(labels)}
     if task == "pose":
-        from dicepipe.targets.decode_pose import disc_centres
-
         centres = disc_centres(prediction)
         keypoints = [[round(float(x), 2), round(float(y), 2), 1] for x, y in centres]
         return {"keypoints.json": json.dumps({"keypoints": keypoints}, indent=1).encode()}

@@ -14,6 +14,10 @@ from dicepipe.params.encode import EncodeParams
 from dicepipe.records import ItemError
 from dicepipe.sampling import item_rng, point_count, prompt_points
 from dicepipe.shards.writer import image_cell
+from dicepipe.targets.depth import encode_depth
+from dicepipe.targets.normals import encode_normals
+from dicepipe.targets.pose import encode_pose
+from dicepipe.targets.segmentation import encode_instances, point_mask_target
 from dicepipe.tasks import SHARD_TASKS, TASK_PROMPTS
 
 ANNOTATION_TEACHER = "annotations"
@@ -164,8 +168,6 @@ def _row(item: dict, task: str, target_png: bytes, points: list, meta: dict, tea
 
 
 def _depth_target(depth: np.ndarray, params: EncodeParams) -> tuple[np.ndarray, list, dict]:
-    from dicepipe.targets.depth import encode_depth
-
     try:
         target, meta = encode_depth(
             depth, space=params.depth.space, quantiles=params.depth.quantiles
@@ -176,8 +178,6 @@ def _depth_target(depth: np.ndarray, params: EncodeParams) -> tuple[np.ndarray, 
 
 
 def _normal_target(normals: np.ndarray) -> tuple[np.ndarray, list, dict]:
-    from dicepipe.targets.normals import encode_normals
-
     return encode_normals(normals), [], {"convention": "camera: X right, Y up, Z toward viewer"}
 
 
@@ -218,7 +218,6 @@ def _point_target(
     """One seeded mask of the item, with k in [points.min, points.max] prompt points: a prefix
     of the points the sample stage stored for it (seeded per annotation) when it stored at
     least k, else k drawn here from the mask by the same rule."""
-    from dicepipe.targets.segmentation import point_mask_target
 
     rng = item_rng(params.seed, key, "point_segmentation")
     annotation_id, mask = masks[int(rng.integers(len(masks)))]
@@ -238,7 +237,6 @@ def _entity_target(
     categories: dict[int, int] | None,
 ) -> tuple[np.ndarray, list, dict]:
     """Entity (categories None) or semantic target: a seeded random colour per instance."""
-    from dicepipe.targets.segmentation import encode_instances
 
     task = "entity_segmentation" if categories is None else "semantic_segmentation"
     ids = [annotation_id for annotation_id, _ in masks]
@@ -288,7 +286,5 @@ def _keypoints(annotations: list[dict[str, Any]], height: int, width: int) -> np
 
 
 def _pose_target(keypoints: np.ndarray, item: dict[str, Any]) -> tuple[np.ndarray, list, dict]:
-    from dicepipe.targets.pose import encode_pose
-
     target = encode_pose(keypoints, item["height"], item["width"])
     return target, [], {"keypoints": keypoints.round(2).tolist()}

@@ -22,6 +22,7 @@ from dicepipe.storage import digest_of, sha256_file
 from dicepipe.teachers import configure_torch
 from dicepipe.teachers.base import Label, Teacher
 from dicepipe.teachers.stream import StreamItem, label_stream
+from dicepipe.weights import resolve_device
 
 STAGE = "label"
 # Label rows are big (fp16 depth + normals: ~6 MB at 1024 px): a row group every ~32 MiB keeps
@@ -88,8 +89,6 @@ def run_unit(
 def _pins(params: LabelParams) -> bool:
     """Whether decoded images go to page-locked memory: only when the teacher runs on CUDA."""
     import torch
-
-    from dicepipe.weights import resolve_device
 
     return torch.cuda.is_available() and resolve_device(params.device).type == "cuda"
 

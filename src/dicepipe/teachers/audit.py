@@ -9,6 +9,7 @@ import numpy as np
 
 from dicepipe.metrics.depth import Space, mean_depth_metrics
 from dicepipe.metrics.normals import normal_metrics
+from dicepipe.sources.synthetic.render import render_scene
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 
 
@@ -97,6 +98,5 @@ def _normals_part(labels: Sequence[Label], scenes: Sequence[ExactScene]) -> dict
 
 def render_audit_scenes(seeds: Sequence[int], width: int, height: int) -> list[ExactScene]:
     """Synthetic scenes with exact depth, normals and focal length, one per seed."""
-    from dicepipe.sources.synthetic.render import render_scene
 
     return [render_scene(seed, width, height) for seed in seeds]

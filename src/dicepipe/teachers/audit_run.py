@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dicepipe.params.label import LabelParams
+from dicepipe.sources.synthetic.corpus import label_bytes
 from dicepipe.storage import atomic_write
 from dicepipe.teachers.audit import audit_teacher, render_audit_scenes
+from dicepipe.teachers.factory import build_model_teacher
+from dicepipe.teachers.ground_truth import GroundTruthTeacher
 
 AUDIT_SOURCE = "audit"  # the source name audit_teacher gives its inputs
 
@@ -27,9 +30,6 @@ def run_audit(
     written in the ground-truth layout to a temporary folder, so the exact teacher reads them
     exactly as it reads the corpus.
     """
-    from dicepipe.sources.synthetic.corpus import label_bytes
-    from dicepipe.teachers.factory import build_model_teacher
-    from dicepipe.teachers.ground_truth import GroundTruthTeacher
 
     rendered = render_audit_scenes(range(first_seed, first_seed + scenes), width, height)
     with tempfile.TemporaryDirectory(prefix="dicepipe-audit-") as tmp:

@@ -7,8 +7,16 @@ import os
 import threading
 
 from dicepipe.params.label import LabelParams
+from dicepipe.teachers.auto import AutoTeacher
 from dicepipe.teachers.base import Teacher
+from dicepipe.teachers.cache import CachedTeacher
+from dicepipe.teachers.depth_pro import DepthProTeacher
+from dicepipe.teachers.ground_truth import GroundTruthTeacher
 from dicepipe.teachers.identity import model_identity
+from dicepipe.teachers.marigold import MarigoldNormalsTeacher
+from dicepipe.teachers.normals import GeometryNormalsTeacher
+from dicepipe.teachers.plugin import build_plugin_normals, is_plugin, resolve_factory
+from dicepipe.weights import resolve_device
 
 
 def configure_torch(params: LabelParams) -> None:
@@ -57,8 +65,6 @@ def built_teacher(params: LabelParams) -> Teacher | None:
 
 def make_teacher(params: LabelParams) -> Teacher:
     """Build the teacher that `params.teacher` names (models load lazily under `auto`)."""
-    from dicepipe.teachers.auto import AutoTeacher
-    from dicepipe.teachers.ground_truth import GroundTruthTeacher
 
     exact = GroundTruthTeacher(params.ground_truth_dir)
     if params.teacher == "ground_truth":
@@ -72,7 +78,6 @@ def make_teacher(params: LabelParams) -> Teacher:
 def check_teacher(params: LabelParams) -> None:
     """Fail early (in the flow, before any worker starts) on a normals plug-in that does not
     import; the model itself is loaded only where units are labelled."""
-    from dicepipe.teachers.plugin import is_plugin, resolve_factory
 
     if is_plugin(params.normals):
         resolve_factory(params.normals)
@@ -88,8 +93,6 @@ def model_device(params: LabelParams) -> str:
 
 
 def _device_type(device: str) -> str:
-    from dicepipe.weights import resolve_device
-
     try:
         return resolve_device(device).type
     except (ValueError, RuntimeError):  # reported when a model is built, if one is needed
@@ -98,8 +101,6 @@ def _device_type(device: str) -> str:
 
 def build_model_teacher(params: LabelParams, *, cached: bool = True) -> Teacher:
     """Depth Pro (+ geometry, Marigold or plug-in normals), behind the per-item label cache."""
-    from dicepipe.teachers.cache import CachedTeacher
-    from dicepipe.teachers.depth_pro import DepthProTeacher
 
     depth = DepthProTeacher(
         params.weights,
@@ -121,8 +122,6 @@ def _with_normals(params: LabelParams, depth: Teacher) -> Teacher:
     if params.normals == "none":
         return depth
     if params.normals == "geometry":
-        from dicepipe.teachers.normals import GeometryNormalsTeacher
-
         return GeometryNormalsTeacher(
             depth,
             max_relative_jump=params.geometry.max_relative_jump,
@@ -130,8 +129,6 @@ def _with_normals(params: LabelParams, depth: Teacher) -> Teacher:
             device=model_device(params),
         )
     if params.normals == "marigold":
-        from dicepipe.teachers.marigold import MarigoldNormalsTeacher
-
         m = params.marigold
         return MarigoldNormalsTeacher(
             m.weights,
@@ -145,6 +142,5 @@ def _with_normals(params: LabelParams, depth: Teacher) -> Teacher:
             dtype=params.dtype,
             allow_download=params.allow_download,
         )
-    from dicepipe.teachers.plugin import build_plugin_normals
 
     return build_plugin_normals(params, depth)

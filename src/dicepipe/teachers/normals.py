@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
+from dicepipe.teachers.geometry import normals_from_depth
 from dicepipe.weights import resolve_device
 
 
@@ -56,8 +57,6 @@ def depth_labels_to_normals(
     """Normals (H, W, 3) float32 for each label's depth and focal length; same-sized maps are
     computed as one batch on `device`."""
     import torch
-
-    from dicepipe.teachers.geometry import normals_from_depth
 
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, label in enumerate(labels):

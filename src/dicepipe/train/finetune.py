@@ -45,6 +45,7 @@ from dicepipe.targets.lowlight import lowlight_pair
 from dicepipe.tasks import TASK_PROMPTS
 from dicepipe.train.build import flow_config, mixed_precision
 from dicepipe.train.loader import decode_rgb, to_tensor
+from dicepipe.weights import resolve_device
 
 
 def pick_images(params: FinetuneParams, count: int) -> list[tuple[str, bytes]]:
@@ -89,8 +90,6 @@ def make_accelerator(params: FinetuneParams) -> Any:
     """accelerate's Accelerator with the train stage's precision choice (`auto`: bf16 on CUDA,
     none on the CPU); on the CPU when `device` says so or there is no CUDA."""
     from accelerate import Accelerator
-
-    from dicepipe.weights import resolve_device
 
     cuda = resolve_device(params.device).type == "cuda"
     return Accelerator(mixed_precision=mixed_precision(params.mixed_precision, cuda), cpu=not cuda)
