@@ -25,7 +25,7 @@ from pyarrow import csv
 from dicepipe.sampling import bottom_k_items, smallest_hashes, stable_hashes
 
 KEY_PREFIX = "openimages/"
-MERGE_ROWS = 1 << 18  # candidates gathered before cutting back to n
+MERGE_ROWS = 1 << 16  # candidates gathered before cutting back to n
 BLOCK_BYTES = 1 << 20  # CSV bytes per batch: larger blocks cost RSS (read ahead), not speed
 Candidates = Callable[[int | None], pa.Table]  # a batch's candidates below a hash ceiling
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowKeyError, KeyError)
@@ -73,7 +73,7 @@ def _ceiling(kept: pa.Table, n: int) -> int | None:
 
 def _merge(tables: list[pa.Table], n: int) -> pa.Table:
     """The n smallest-hash rows of `tables`, in hash order; a repeated id keeps its first row."""
-    table = pa.concat_tables(tables).combine_chunks()
+    table = pa.concat_tables(tables)
     hashes = table["hash"].to_numpy()
     keys = table["ImageID"]
     chosen = smallest_hashes(hashes, _LazyKeys(keys), n)
