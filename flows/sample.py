@@ -31,7 +31,7 @@ def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples"
     """Select items from every configured source and write them per input shard."""
     params = load_sample(params_path)
     out_dir = Path(out)
-    units = sample.plan(params)
+    units = sample.plan(params, out_dir)
     manifests = run_tasks(sample_unit, units, params, out_dir, label="sample")
     remove_stale(out_dir, [u.name for u in units])
     summary = sample_summary(manifests, out_dir)
