@@ -121,7 +121,7 @@ def read_pool(path: str, sha256: str) -> pa.Table:
     not the one the units were planned with."""
     if sha256_file(path) != sha256:
         raise ValueError(f"{path} is not the background pool {sha256[:12]}: run the stage again")
-    return pq.read_table(path, schema=POOL_SCHEMA)
+    return pq.ParquetFile(path).read()  # not the dataset reader: ~40 MB less RSS per worker
 
 
 def plan(params: CompositeStageParams) -> list[tuple[int, int]]:

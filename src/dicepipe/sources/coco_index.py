@@ -45,7 +45,7 @@ IMAGES_SCHEMA = pa.schema(
     ]
 )
 SPILL_RECORDS = 20_000  # records held before they are written to the spill file
-PART_BYTES = 64 << 20  # record text per sorting partition: bounds memory while sorting
+PART_BYTES = 16 << 20  # record text per sorting partition: bounds memory while sorting
 GROUP_ROWS = 2_000  # records per row group of the index: what a unit reads at least
 IMAGE, ANNOTATION = 0, 1
 
@@ -69,7 +69,7 @@ def annotation_index(url: str, folder: Path) -> IndexedFile:
 def image_ids(index: IndexedFile, only: str | None = None) -> list[Any]:
     """The distinct image ids of the file in id order; `only` = "annotated" or "posed" keeps
     those an annotation (one with labelled keypoints) names."""
-    table = pq.read_table(Path(index.folder) / "images.parquet")
+    table = _read(Path(index.folder) / "images.parquet")
     if only is not None:
         table = table.filter(table[only])
     ints, strings = table["id_int"].to_pylist(), table["id_str"].to_pylist()
@@ -82,15 +82,12 @@ def read_records(
     """(image records by id, annotations by image id, categories by id) of the `wanted` image
     ids, read from the row groups holding their ranks only."""
     folder = Path(index.folder)
-    images = pq.read_table(folder / "images.parquet")
+    images = _read(folder / "images.parquet")
     ranks = _ranks_of(images, wanted)
     categories = json.loads(images.schema.metadata[b"categories"])
     by_image: dict[Any, list[dict]] = {}
     by_owner: dict[Any, list[dict]] = {}
-    if ranks:
-        span = [("rank", ">=", min(ranks)), ("rank", "<=", max(ranks))]
-        table = pq.read_table(folder / "records.parquet", filters=span)
-        table = table.filter(pc.is_in(table["rank"], pa.array(sorted(ranks), pa.int64())))
+    for table in _rank_groups(folder / "records.parquet", ranks):
         for kind, text in zip(table["kind"].to_pylist(), table["record"].to_pylist(), strict=True):
             record = json.loads(text)
             if kind == IMAGE:
@@ -101,6 +98,22 @@ def read_records(
     for category in categories:
         by_category.setdefault(category["id"], category)
     return by_image, by_owner, by_category
+
+
+def _rank_groups(path: Path, ranks: list[int]) -> Iterator[pa.Table]:
+    """The records of `ranks`, one row group at a time, reading only the row groups whose
+    rank statistics overlap them (memory: one row group)."""
+    if not ranks:
+        return
+    source = pq.ParquetFile(str(path))
+    wanted = pa.array(sorted(ranks), pa.int64())
+    lo, hi = min(ranks), max(ranks)
+    for group in range(source.num_row_groups):
+        stats = source.metadata.row_group(group).column(0).statistics
+        if stats is not None and stats.has_min_max and (stats.max < lo or stats.min > hi):
+            continue
+        table = source.read_row_group(group)
+        yield table.filter(pc.is_in(table["rank"], wanted))
 
 
 def _ranks_of(images: pa.Table, wanted: set[Any]) -> list[int]:
@@ -265,3 +278,8 @@ def _part_pieces(spill: Path, ranks: dict[str, int], lo: int, hi: int) -> Iterat
         columns = {"rank": rank, "kind": table["kind"], "seq": table["seq"]}
         piece = pa.table(columns | {"record": table["record"]}, schema=RECORDS_SCHEMA)
         yield piece.filter(inside)
+
+
+def _read(path: Path) -> pa.Table:
+    """A whole small Parquet file (ParquetFile, not the dataset reader: ~40 MB less RSS)."""
+    return pq.ParquetFile(str(path)).read()
