@@ -49,6 +49,7 @@ def select_rows(files: list[str], n: int, seed: int, columns: tuple[str, ...]) -
             kept = _merge_file(kept, _file_batches(url, part, seed, columns, schema), n)
         except _ARROW_ERRORS:
             kept = _merge([kept, _file_by_rows(url, part, n, seed, columns, schema)], n)
+    pa.default_memory_pool().release_unused()  # the reader's blocks: give them back to the OS
     return kept
 
 
@@ -146,9 +147,9 @@ def _candidates(
     arrays = [pa.array(hashes), pa.array(np.full(batch.num_rows, part, np.int32)), numbers, ids]
     arrays += [pc.fill_null(batch.column(c), "") for c in columns] + [problem]
     table = pa.Table.from_arrays(arrays, schema=schema)
-    if ceiling is None:
-        return table
-    return table.filter(pa.array(hashes <= ceiling))
+    # filtering copies, even when every row passes: the kept rows never pin the read blocks
+    keep = hashes <= ceiling if ceiling is not None else np.ones(len(hashes), bool)
+    return table.filter(pa.array(keep))
 
 
 def _file_by_rows(
