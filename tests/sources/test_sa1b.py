@@ -17,6 +17,7 @@ from dicepipe.sources.common import Unit, collect, points_in_rle, rle_runs
 from dicepipe.sources.sa1b import iter_unit, list_stems, plan_units, unsafe_member_reason
 from tests.reliability.craft import add_member, deep_json, rle, uncompressed_counts
 from tests.sources.counting import register as register_counting
+from tests.sources.counting import register_ranges
 
 H, W = 24, 32
 
@@ -419,3 +420,13 @@ def test_a_broken_tar_is_not_remembered(tmp_path):
     units = plan_units(params, 0, listing_dir=listings)
     assert units[-1].items == (("sa_000001.tar", {"tar_problem": "bad_tar", "message": ANY}),)
     assert len(list(listings.glob("sa1b-*.json"))) == 1  # the good tar's only
+
+
+def test_listing_a_tar_on_object_storage_fetches_headers_not_members(tmp_path):
+    ranges = register_ranges()
+    members = {f"sa_{i}{ext}": bytes(200_000) for i in range(20) for ext in (".jpg", ".json")}
+    _write_tar(tmp_path / "sa_000000.tar", members)
+    stems, problem = list_stems(f"ranges://{tmp_path}/sa_000000.tar")
+    assert problem is None and stems == sorted(f"sa_{i}" for i in range(20))
+    size = (tmp_path / "sa_000000.tar").stat().st_size
+    assert ranges.fetched[0] < size / 10  # the default 5 MB read-ahead fetched all of it
