@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -238,15 +239,44 @@ def _write_images(path: Path, collected: _Collected, ranks: dict[str, int], url:
 def _write_records(
     path: Path, spill: Path, ranks: dict[str, int], bytes_by_owner: dict[str, int]
 ) -> None:
-    """Sort the spill by (rank, kind, seq) into `path`, one partition of ranks at a time."""
+    """Sort the spill by (rank, kind, seq) into `path`: one read of the spill deals its rows
+    into partitions of consecutive ranks (Arrow IPC files beside it), then each partition is
+    sorted in memory and appended (memory: one partition, about PART_BYTES of text)."""
     bounds = _partition_bounds(ranks, bytes_by_owner)
-    with atomic_path(path) as tmp, pq.ParquetWriter(str(tmp), RECORDS_SCHEMA) as writer:
-        for lo, hi in bounds:
-            part = pa.concat_tables(_part_pieces(spill, ranks, lo, hi), promote_options="none")
-            part = part.sort_by(
-                [("rank", "ascending"), ("kind", "ascending"), ("seq", "ascending")]
-            )
-            writer.write_table(part, row_group_size=GROUP_ROWS)
+    # named like the spill, so that the temporary-file sweep finds those of a killed run
+    parts = [spill.with_name(f"{spill.stem}.part{n}.tmp") for n in range(len(bounds))]
+    try:
+        _deal(spill, ranks, bounds, parts)
+        with atomic_path(path) as tmp, pq.ParquetWriter(str(tmp), RECORDS_SCHEMA) as writer:
+            for part in parts:
+                with pa.memory_map(str(part)) as source:
+                    table = pa.ipc.open_file(source).read_all()
+                order = [("rank", "ascending"), ("kind", "ascending"), ("seq", "ascending")]
+                writer.write_table(table.sort_by(order), row_group_size=GROUP_ROWS)
+                del table
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+def _deal(spill: Path, ranks: dict[str, int], bounds: list[tuple], parts: list[Path]) -> None:
+    """Append every spilled record of an image to the partition of its rank (annotations of
+    no image are never read by a unit, so they are left out)."""
+    starts = np.array([lo for lo, _ in bounds], np.int64)
+    writers = [pa.ipc.new_file(str(part), RECORDS_SCHEMA) for part in parts]
+    try:
+        source = pq.ParquetFile(str(spill))
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            rank = np.array([ranks.get(o, -1) for o in table["owner"].to_pylist()], np.int64)
+            where = np.searchsorted(starts, rank, side="right") - 1
+            columns = {"rank": pa.array(rank), "kind": table["kind"], "seq": table["seq"]}
+            piece = pa.table(columns | {"record": table["record"]}, schema=RECORDS_SCHEMA)
+            for number in np.unique(where[rank >= 0]).tolist():
+                writers[number].write_table(piece.filter(pa.array((where == number) & (rank >= 0))))
+    finally:
+        for writer in writers:
+            writer.close()
 
 
 def _partition_bounds(ranks: dict[str, int], bytes_by_owner: dict[str, int]) -> list[tuple]:
@@ -264,20 +294,6 @@ def _partition_bounds(ranks: dict[str, int], bytes_by_owner: dict[str, int]) -> 
     if start < len(sizes) or not bounds:
         bounds.append((start, len(sizes)))
     return bounds
-
-
-def _part_pieces(spill: Path, ranks: dict[str, int], lo: int, hi: int) -> Iterator[pa.Table]:
-    """The spilled records of images ranked in [lo, hi), one spill row group at a time
-    (annotations of no image are never read by a unit, so they are left out)."""
-    yield RECORDS_SCHEMA.empty_table()
-    source = pq.ParquetFile(str(spill))
-    for group in range(source.num_row_groups):
-        table = source.read_row_group(group)
-        rank = pa.array([ranks.get(o, -1) for o in table["owner"].to_pylist()], pa.int64())
-        inside = pc.and_(pc.greater_equal(rank, lo), pc.less(rank, hi))
-        columns = {"rank": rank, "kind": table["kind"], "seq": table["seq"]}
-        piece = pa.table(columns | {"record": table["record"]}, schema=RECORDS_SCHEMA)
-        yield piece.filter(inside)
 
 
 def _read(path: Path) -> pa.Table:
