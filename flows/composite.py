@@ -27,7 +27,7 @@ def composite_unit(
     block: tuple[int, int],
     params: CompositeStageParams,
     foregrounds: list,
-    pool: list,
+    pool: composite.PoolRef,
     cache_dir: Path,
     out_dir: Path,
 ) -> dict:
@@ -48,7 +48,7 @@ def composite_flow(
     refs = composite.foreground_refs(params)
     good = set(composite.check_foregrounds(refs, cache_dir, out_dir / FOREGROUND_ERRORS))
     usable = [(root, ref) for root, ref in refs if ref.key in good]
-    pool = composite.background_pool(params, Path(samples))
+    pool = composite.write_pool(composite.background_pool(params, Path(samples)), out_dir / "pool")
     blocks = composite.plan(params)
     manifests = run_tasks(
         composite_unit,
@@ -68,7 +68,7 @@ def composite_flow(
         len(refs),
         len(usable),
         out_dir / FOREGROUND_ERRORS,
-        len(pool),
+        pool.size,
         manifests,
         out_dir,
     )

@@ -30,7 +30,7 @@ def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples"
     """Select items from every configured source and write them per input shard."""
     params = load_params(SampleParams, params_path)
     out_dir = Path(out)
-    units = sample.plan(params)
+    units = sample.plan(params, out_dir)
     manifests = run_tasks(
         sample_unit,
         units,

@@ -2,7 +2,14 @@ import random
 
 import numpy as np
 
-from dicepipe.sampling import bottom_k, bottom_k_items, item_rng, stable_hash
+from dicepipe.sampling import (
+    bottom_k,
+    bottom_k_items,
+    item_rng,
+    smallest_hashes,
+    stable_hash,
+    stable_hashes,
+)
 
 
 def test_stable_hash_is_fixed_across_processes():
@@ -35,3 +42,18 @@ def test_item_rng_depends_on_seed_key_and_salt_only():
     assert np.array_equal(a, item_rng(0, "sa1b/sa_1", "points").integers(0, 1 << 30, 4))
     assert not np.array_equal(a, item_rng(0, "sa1b/sa_1", "colors").integers(0, 1 << 30, 4))
     assert not np.array_equal(a, item_rng(1, "sa1b/sa_1", "points").integers(0, 1 << 30, 4))
+
+
+def test_stable_hashes_equal_stable_hash_per_key():
+    ids = ["a", "0000000000000abc", "\u00e9t\u00e9", ""]
+    hashes = stable_hashes(7, "openimages/", [i.encode() for i in ids])
+    assert hashes.dtype == np.uint64
+    assert hashes.tolist() == [stable_hash(7, f"openimages/{i}") for i in ids]
+
+
+def test_smallest_hashes_is_bottom_k_over_arrays():
+    keys = [f"k{i % 70}" for i in range(100)]  # k0..k29 appear twice
+    hashes = stable_hashes(3, "", [k.encode() for k in keys])
+    chosen = smallest_hashes(hashes, keys, 25)
+    expected = bottom_k_items(((k, i) for i, k in enumerate(keys)), 25, 3)
+    assert [(keys[i], int(i)) for i in chosen] == expected  # first position of a repeated key

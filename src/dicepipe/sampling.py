@@ -79,3 +79,25 @@ def prompt_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     y, x = np.divmod(inside[pixel_draw(inside.size, k, rng)], mask.shape[1])
     height, width = mask.shape
     return np.stack([(x + 0.5) / width, (y + 0.5) / height], axis=1).astype(np.float32)
+
+
+def stable_hashes(seed: int, prefix: str, ids: Iterable[bytes]) -> np.ndarray:
+    """`stable_hash(seed, prefix + id)` of every id (UTF-8 bytes), as a uint64 array: the
+    per-row cost of hash selection over millions of index rows, without a Python int per row."""
+    head = f"{seed}\x1f{prefix}".encode()
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(head + key, digest_size=8).digest() for key in ids])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def smallest_hashes(hashes: np.ndarray, keys: list, k: int) -> np.ndarray:
+    """Positions of the k smallest hashes, sorted by hash (ties: position), a repeated key
+    counted once at its first position: `bottom_k_items` over arrays, for candidates held as
+    Arrow columns. `keys[i]` is the key of `hashes[i]`; only equal-hash runs are compared."""
+    order = np.argsort(hashes, kind="stable")
+    ranked = hashes[order]
+    same = np.flatnonzero(ranked[1:] == ranked[:-1]) + 1
+    if len(same):
+        repeated = [i for i in same.tolist() if keys[order[i]] == keys[order[i - 1]]]
+        order = np.delete(order, repeated)
+    return order[:k]

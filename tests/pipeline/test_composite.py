@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from dicepipe.imageio import decode_image, encode_png
 from dicepipe.params.composite import CompositeParams, CompositeStageParams, MattingRoots
 from dicepipe.pipeline import composite
+from dicepipe.storage import read_fingerprint
 
 MATTING = Path(__file__).resolve().parents[2] / "data" / "sample" / "matting"
 
@@ -36,7 +38,7 @@ def setup(tmp_path_factory):
     cache = root / "cache"
     good = set(composite.check_foregrounds(refs, cache, root / "fg-errors.parquet"))
     usable = [(r, ref) for r, ref in refs if ref.key in good]
-    pool = composite.background_pool(params, root / "no-samples")
+    pool = composite.write_pool(composite.background_pool(params, root / "no-samples"), root)
     return root, params, refs, usable, pool, cache
 
 
@@ -55,7 +57,8 @@ def test_bad_foregrounds_are_quarantined_with_their_reason(setup):
     }
     assert len(usable) == len(refs) - 2 == 9
     assert len(list(cache.rglob("*.png"))) == 9  # one cached colour estimate per foreground
-    assert [key for key, _ in pool] == sorted(key for key, _ in pool) and len(pool) == 3
+    keys = pq.read_table(pool.path)["key"].to_pylist()
+    assert keys == sorted(keys) and len(keys) == pool.size == 3
 
 
 def test_any_composite_regenerates_alone_byte_for_byte(setup):
@@ -75,3 +78,29 @@ def test_composites_are_reproducible_and_points_lie_on_the_mask(setup):
         mask = decode_image(row["target"]).rgb[..., 0] == 255
         assert 1 <= len(row["points"]) <= 5
         assert all(mask[int(y * 64), int(x * 64)] for x, y in row["points"])
+
+
+def test_units_get_a_reference_to_the_pool_not_the_pool(setup, tmp_path):
+    root, params, _, usable, small, cache = setup
+    many = [(f"sample/{i:09d}", f"/data/work/samples/unit-{i % 50}.parquet") for i in range(50_000)]
+    large = composite.write_pool(many, tmp_path)
+    assert Path(large.path).name == f"pool-{large.sha256}.parquet" and large.size == 50_000
+    sizes = [len(pickle.dumps(((0, 3), params, usable, pool))) for pool in (small, large)]
+    assert sizes[1] - sizes[0] < 200  # the path differs, not the pool
+    assert composite.write_pool(many, tmp_path) == large  # same pool, same file
+    assert list(tmp_path.glob("pool-*.parquet")) == [Path(large.path)]
+
+
+def test_the_fingerprint_follows_the_pool_content(setup, tmp_path):
+    root, params, _, usable, pool, cache = setup
+    unit = tmp_path / "out" / f"{composite.unit_name((0, 3), params)}.parquet"
+
+    def fingerprint(reference):
+        composite.run_unit((0, 3), params, usable, reference, cache, tmp_path / "out")
+        return read_fingerprint(unit)
+
+    first = fingerprint(pool)
+    same = composite.write_pool(composite.background_pool(params, root / "x"), tmp_path / "b")
+    assert same.path != pool.path and fingerprint(same) == first  # content, not place
+    other = composite.write_pool([("bg", str(root / "bg0.png"))], tmp_path / "c")
+    assert fingerprint(other) != first

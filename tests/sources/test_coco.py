@@ -63,8 +63,20 @@ def _write(tmp_path, images: list[dict], annotations: list[dict]) -> CocoParams:
 
 
 def _read(section: CocoParams) -> tuple[list[dict], dict[str, str]]:
+    """Rows and quarantine reasons of a plan read whole; the same whether units stream the
+    annotations file or read its index (`coco_index`)."""
     units = plan_units(section, seed=0)
     assert all(unit.reader == "coco" and unit.annotations_sha256 for unit in units)
+    rows, errors = _outcomes(units)
+    index_dir = Path(section.annotations).parent / "index"
+    indexed = plan_units(section, seed=0, index_dir=index_dir)
+    assert [u.items for u in indexed] == [u.items for u in units]
+    assert all(u.index for u in indexed)
+    assert _outcomes(indexed) == (rows, errors)
+    return rows, errors
+
+
+def _outcomes(units) -> tuple[list[dict], dict[str, str]]:
     outcomes = [o for unit in units for o in iter_unit(unit, SampleParams(max_pixels=10**6))]
     rows, errors, _ = collect(outcomes)
     assert len(rows) + len(errors) == sum(len(u.items) for u in units)

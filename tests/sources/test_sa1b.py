@@ -1,6 +1,7 @@
 import io
 import json
 import tarfile
+from unittest.mock import ANY
 
 import fsspec
 import numpy as np
@@ -17,6 +18,8 @@ from dicepipe.sampling import item_rng
 from dicepipe.sources.common import Unit, collect, points_in_rle, rle_runs
 from dicepipe.sources.sa1b import iter_unit, list_stems, plan_units, unsafe_member_reason
 from tests.reliability.craft import add_member, deep_json, rle, uncompressed_counts
+from tests.sources.counting import register as register_counting
+from tests.sources.counting import register_ranges
 
 H, W = 24, 32
 
@@ -373,3 +376,59 @@ def test_wrong_field_types_duplicate_ids_and_odd_members(tmp_path):
     }
     messages = {k: e.message for k, e in errors}
     assert "appears twice" in messages["sa1b/sa_2"] and "link" in messages["sa1b/sa_7"]
+
+
+def _tiny_tars(root, tars: int, per_tar: int = 3) -> None:
+    for t in range(tars):
+        members = {}
+        for i in range(t * per_tar, (t + 1) * per_tar):
+            members[f"sa_{i}.jpg"] = b"\xff\xd8" + bytes(64)
+            members[f"sa_{i}.json"] = b"{}"
+        _write_tar(root / f"sa_{t:06d}.tar", members)
+
+
+def test_a_second_plan_reads_no_tar_byte(tmp_path):
+    counting = register_counting()
+    _tiny_tars(tmp_path, 50)
+    params = Sa1bParams(tars=(f"counting://{tmp_path}/sa_*.tar",), n=40)
+    listings = tmp_path / "listings"
+    first = plan_units(params, seed=0, listing_dir=listings)
+    assert counting.total(".tar") > 50 * 512  # every tar's headers were read once
+    assert len(list(listings.glob("sa1b-*.json"))) == 50
+    counting.reset()
+    again = plan_units(params, seed=0, listing_dir=listings)
+    assert again == first and counting.total(".tar") == 0
+    plain = Sa1bParams(tars=(str(tmp_path / "sa_*.tar"),), n=40)
+    unlisted = plan_units(plain, seed=0)  # no listing folder: the tars themselves
+    assert [u.items for u in unlisted] == [u.items for u in first]
+
+
+def test_a_changed_tar_is_listed_again(tmp_path):
+    _tiny_tars(tmp_path, 2)
+    params = Sa1bParams(tars=(str(tmp_path / "sa_*.tar"),), n=100)
+    listings = tmp_path / "listings"
+    before = {s for u in plan_units(params, 0, listing_dir=listings) for s, _ in u.items}
+    _write_tar(tmp_path / "sa_000001.tar", _pair(99, [_mask(0, 4, 0, 4)]))
+    after = {s for u in plan_units(params, 0, listing_dir=listings) for s, _ in u.items}
+    assert after == before - {"sa_3", "sa_4", "sa_5"} | {"sa_99"}
+    assert len(list(listings.glob("sa1b-*.json"))) == 3
+
+
+def test_a_broken_tar_is_not_remembered(tmp_path):
+    _tiny_tars(tmp_path, 1)
+    (tmp_path / "sa_000001.tar").write_bytes(b"not a tar at all" * 100)
+    params = Sa1bParams(tars=(str(tmp_path / "sa_*.tar"),), n=100)
+    listings = tmp_path / "listings"
+    units = plan_units(params, 0, listing_dir=listings)
+    assert units[-1].items == (("sa_000001.tar", {"tar_problem": "bad_tar", "message": ANY}),)
+    assert len(list(listings.glob("sa1b-*.json"))) == 1  # the good tar's only
+
+
+def test_listing_a_tar_on_object_storage_fetches_headers_not_members(tmp_path):
+    ranges = register_ranges()
+    members = {f"sa_{i}{ext}": bytes(200_000) for i in range(20) for ext in (".jpg", ".json")}
+    _write_tar(tmp_path / "sa_000000.tar", members)
+    stems, problem = list_stems(f"ranges://{tmp_path}/sa_000000.tar")
+    assert problem is None and stems == sorted(f"sa_{i}" for i in range(20))
+    size = (tmp_path / "sa_000000.tar").stat().st_size
+    assert ranges.fetched[0] < size / 10  # the default 5 MB read-ahead fetched all of it

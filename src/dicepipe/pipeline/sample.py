@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,6 +37,7 @@ from dicepipe.storage import (
 
 STAGE = "sample"
 NOTES_DIR = "notes"
+LISTINGS_DIR = "listings"  # tar listings and annotation indexes, keyed by input identity
 NOTES_SCHEMA = pa.schema(
     [("key", pa.string()), ("annotation_id", pa.int64()), ("reason", pa.string())]
 )
@@ -50,13 +52,20 @@ WRITER_OPTIONS = {
 BATCH_BYTES = 8 << 20  # image bytes per row group: bounds memory whatever the unit's size
 
 
-def plan(params: SampleParams) -> list[Unit]:
+def plan(params: SampleParams, out_dir: Path | None = None) -> list[Unit]:
     """Every work unit of the sample, in a fixed order: OpenImages blocks, SA-1B tars, the
-    COCO-format datasets in the order listed, rendered scenes."""
-    coco_units = [unit for dataset in params.coco for unit in coco.plan_units(dataset, params.seed)]
+    COCO-format datasets in the order listed, rendered scenes. With `out_dir`, the SA-1B tar
+    listings and COCO annotation indexes are kept in `<out_dir>/listings`, so later plans
+    read none of those inputs again."""
+    listing_dir = out_dir / LISTINGS_DIR if out_dir is not None else None
+    coco_units = [
+        unit
+        for dataset in params.coco
+        for unit in coco.plan_units(dataset, params.seed, index_dir=listing_dir)
+    ]
     return (
         openimages.plan_units(params.openimages, params.seed)
-        + sa1b.plan_units(params.sa1b, params.seed)
+        + sa1b.plan_units(params.sa1b, params.seed, listing_dir=listing_dir)
         + coco_units
         + scenes.plan_units(params.synthetic, params.seed)
     )
@@ -64,9 +73,10 @@ def plan(params: SampleParams) -> list[Unit]:
 
 def unit_fingerprint(unit: Unit, params: SampleParams) -> str:
     """What a unit's output depends on: the unit (input shard, selected items, role, and for
-    COCO-format datasets the annotations file's sha256), the limits, the seed, the source's
-    read settings and the code version."""
+    COCO-format datasets the annotations file's sha256, not where its index lies), the
+    limits, the seed, the source's read settings and the code version."""
     module = SOURCES[unit.module]
+    unit = replace(unit, index="")  # where an index lies is no content: its file's sha256 is
     section = getattr(params, module.SOURCE) if module.READ_FIELDS else None
     settings = {name: getattr(section, name) for name in module.READ_FIELDS}
     return digest_of(

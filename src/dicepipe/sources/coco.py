@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dicepipe.imageio import DEFAULT_MAX_PIXELS
 from dicepipe.params.sample import CocoParams, SampleParams
 from dicepipe.sampling import bottom_k_items
 from dicepipe.sources import coco_checks as checks
+from dicepipe.sources.coco_index import IndexedFile, annotation_index, read_records
+from dicepipe.sources.coco_index import image_ids as indexed_image_ids
 from dicepipe.sources.coco_stream import stream_coco
 from dicepipe.sources.common import (
     ItemError,
@@ -113,6 +116,14 @@ def read_index(annotations_url: str, image_ids: set[Any], sha256: str) -> CocoIn
     return index
 
 
+def unit_records(unit: Unit, wanted: set[Any]) -> CocoIndex:
+    """The records of a unit's images: from the file's index when it was planned with one
+    (only the row groups of its images), else streamed from the annotations file."""
+    if unit.index:
+        return CocoIndex(*read_records(IndexedFile(unit.index, unit.annotations_sha256), wanted))
+    return read_index(unit.annotations, wanted, unit.annotations_sha256)
+
+
 def _record_id(url: str, name: str, number: int, record: Any, key: str = "id") -> Any:
     """The image id a record belongs to: an int or a non-empty string, else a ValueError."""
     value = record.get(key) if isinstance(record, dict) else None
@@ -125,18 +136,26 @@ def _hashable(value: Any) -> bool:
     return type(value) is int or isinstance(value, str)
 
 
-def plan_units(params: CocoParams, seed: int) -> list[Unit]:
+def plan_units(params: CocoParams, seed: int, index_dir: Path | None = None) -> list[Unit]:
     """Select `params.n` images of one COCO-format dataset by seeded hash; units are fixed
     blocks of image-id order, keyed `<name>/<id>`. With `only_annotated`, the candidates are
     the images with an annotation for the dataset's role (COCO's keypoints file lists every
-    train image, half of them without a person). Planning holds only image ids: each unit
-    streams the annotations file again for its own images (`iter_unit`)."""
+    train image, half of them without a person). Planning holds only image ids. With
+    `index_dir`, the file is indexed there once (`coco_index`): later plans read only the
+    index, and each unit reads its own images' records from it; without, each unit streams
+    the annotations file again for its own images (`iter_unit`)."""
     if params.n == 0:
         return []
     if not params.annotations:
         raise ValueError(f"sample.coco dataset {params.name}: annotations is empty, but n > 0")
     role = tuple(params.tasks) if params.only_annotated else None
-    image_ids, digest = scan_image_ids(params.annotations, role)
+    index = None
+    if index_dir is None:
+        image_ids, digest = scan_image_ids(params.annotations, role)
+    else:
+        index = annotation_index(params.annotations, index_dir)
+        only = None if role is None else "annotated" if serves({}, role) else "posed"
+        image_ids, digest = indexed_image_ids(index, only), index.sha256
     same_item: dict[str, list[Any]] = {}  # 7 and "000000000007" are one item id
     for image_id in sorted(set(image_ids), key=_id_order):
         same_item.setdefault(source_id(image_id), []).append(image_id)
@@ -157,6 +176,7 @@ def plan_units(params: CocoParams, seed: int) -> list[Unit]:
             reader=SOURCE,
             annotations=params.annotations,
             annotations_sha256=digest,
+            index=index.folder if index is not None else "",
         )
         for block, items in sorted(blocks.items())
     ]
@@ -195,7 +215,7 @@ def iter_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
     """Stream the unit's records from the annotations file, then fetch and validate every
     selected image of the block, in id order."""
     wanted = {image_id for _, info in unit.items for image_id in info["image_ids"]}
-    index = read_index(unit.annotations, wanted, unit.annotations_sha256)
+    index = unit_records(unit, wanted)
     for item_id, info in unit.items:
         yield row_outcome(f"{unit.source}/{item_id}", _row, unit, item_id, index, info, params)
 

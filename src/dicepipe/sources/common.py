@@ -52,6 +52,7 @@ class Unit:
     reader: str = ""  # the source module reading it when not `source` (COCO-format datasets)
     annotations: str = ""  # COCO-format: the annotations file its items are streamed from
     annotations_sha256: str = ""  # ... as planned; part of the unit's fingerprint
+    index: str = ""  # COCO-format: the folder of the file's index (`coco_index`), if any
 
     @property
     def module(self) -> str:

@@ -31,7 +31,6 @@ from PIL import Image
 
 from dicepipe.imageio import exif_orientation
 from dicepipe.params.sample import OpenImagesParams, SampleParams
-from dicepipe.sampling import bottom_k_items
 from dicepipe.sources.common import (
     ItemError,
     Outcome,
@@ -43,10 +42,10 @@ from dicepipe.sources.common import (
     sample_row,
     unit_name,
 )
+from dicepipe.sources.openimages_index import select_rows
 
 SOURCE = "openimages"
 READ_FIELDS = ("apply_rotation", "verify_md5")  # the params that change what a unit writes
-_KEPT_COLUMNS = ("Rotation", "OriginalMD5")  # index columns a unit needs to read its images
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 
 
@@ -98,25 +97,37 @@ def index_files(params: OpenImagesParams) -> list[str]:
 
 def plan_units(params: OpenImagesParams, seed: int) -> list[Unit]:
     """Select `params.n` image ids by seeded hash and group them by fixed blocks of index rows
-    (per index file when there are several)."""
+    (per index file when there are several). Items carry only the index cells their unit
+    reads (`Rotation` when `apply_rotation`, `OriginalMD5` when `verify_md5`)."""
     if params.n == 0:
         return []
     files = index_files(params)
-    candidates = (
-        (f"{SOURCE}/{row['ImageID']}", (part, number, row))
-        for part, url in enumerate(files)
-        for number, row in iter_index(url)
-    )
+    columns = kept_columns(params)
+    chosen = select_rows(files, params.n, seed, columns)
     blocks: dict[tuple[int, int], list[tuple[str, dict[str, Any]]]] = {}
-    for _, (part, number, row) in bottom_k_items(candidates, params.n, seed):
-        info = {column: row.get(column) or "" for column in _KEPT_COLUMNS}
-        if "_problem" in row:
-            info["problem"] = f"{posixpath.basename(files[part])} row {number}: {row['_problem']}"
-        blocks.setdefault((part, number // params.block_rows), []).append((row["ImageID"], info))
+    shared: dict[tuple[str, ...], dict[str, str]] = {}  # one dict per distinct info: O(n) RSS
+    for batch in chosen.to_batches(max_chunksize=1 << 16):  # Python objects of a slice at once
+        cells = [batch[c].to_pylist() for c in ("part", "number", "ImageID", "problem", *columns)]
+        for part, number, image_id, problem, *values in zip(*cells, strict=True):
+            info = shared.get(tuple(values)) if problem is None else None
+            if info is None:
+                info = dict(zip(columns, values, strict=True))
+                if problem is None:
+                    shared[tuple(values)] = info
+                else:
+                    info["problem"] = problem
+            blocks.setdefault((part, number // params.block_rows), []).append((image_id, info))
+    del chosen
     return [
         Unit(SOURCE, _unit_name(files, part, block), params.images, tuple(sorted(items)))
         for (part, block), items in sorted(blocks.items())
     ]
+
+
+def kept_columns(params: OpenImagesParams) -> tuple[str, ...]:
+    """The index columns a unit reads under `params`."""
+    wanted = {"Rotation": params.apply_rotation, "OriginalMD5": params.verify_md5}
+    return tuple(column for column, needed in wanted.items() if needed)
 
 
 def _unit_name(files: list[str], part: int, block: int) -> str:
