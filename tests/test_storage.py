@@ -74,3 +74,24 @@ def test_remove_temporaries_takes_only_the_named_files_leftovers(tmp_path):
     assert sorted(p.name for p in removed) == [".a.parquet.x1.tmp", ".a.parquet.x2.tmp"]
     assert [p.name for p in remove_temporaries(tmp_path)] == [".b.parquet.x3.tmp"]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.parquet"]
+
+
+def test_safetensors_shapes_read_the_header_and_refuse_a_cut_file(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from dicepipe.storage import safetensors_shapes
+
+    path = tmp_path / "w.safetensors"
+    save_file({"a": np.zeros((2, 3), np.float32), "b": np.ones(4, np.float16)}, str(path))
+    assert safetensors_shapes(path) == {"a": (2, 3), "b": (4,)}
+    data = path.read_bytes()
+    path.write_bytes(data[:-3])
+    with pytest.raises(ValueError, match="header describes another size.*truncated"):
+        safetensors_shapes(path)
+    path.write_bytes(b"\x05")
+    with pytest.raises(ValueError, match="1 bytes, truncated or not safetensors"):
+        safetensors_shapes(path)
+    path.write_bytes((4).to_bytes(8, "little") + b"[1]x")
+    with pytest.raises(ValueError, match="unreadable safetensors header"):
+        safetensors_shapes(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,3 +104,35 @@ def digest_of(*parts: Any) -> str:
     """A short stable digest of JSON-serialisable parts (params, identities, versions)."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from a safetensors file's header, after checking that the file is
+    whole (its tensor data ends exactly at its end); ValueError saying what is wrong otherwise.
+    Reads the header only, so it is safe on any file before a native loader sees it."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        start = handle.read(8)
+        length = struct.unpack("<Q", start)[0] if len(start) == 8 else 0
+        if not 2 <= length <= min(SAFETENSORS_MAX_HEADER, size - 8):
+            raise ValueError(f"{size} bytes, truncated or not safetensors")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{size} bytes, unreadable safetensors header ({error})") from None
+    try:
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+        shapes = {k: tuple(int(d) for d in v["shape"]) for k, v in tensors.items()}
+    except (AttributeError, KeyError, TypeError, IndexError, ValueError):
+        raise ValueError("not a safetensors file (bad header)") from None
+    if 8 + length + end != size:
+        described = 8 + length + end
+        raise ValueError(
+            f"{size} bytes, its header describes another size ({described}): truncated"
+        )
+    return shapes

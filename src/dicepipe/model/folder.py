@@ -20,12 +20,12 @@ scheduled re-evaluation all go through it.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dicepipe.config import ConfigError
+from dicepipe.storage import safetensors_shapes as read_safetensors_shapes
 from dicepipe.weights import resolve_device
 
 CONFIG_FILE = "config.json"
@@ -35,7 +35,6 @@ INFERENCE_FILE = "inference.json"
 VAE_DIR = "vae"
 PROMPTS_FILE = "prompts.safetensors"
 CARD_FILE = "README.md"
-_MAX_HEADER = 100 * 1024 * 1024
 
 
 class ModelFolderError(ConfigError):
@@ -99,30 +98,10 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     (its tensor data ends exactly at the end of the file); ModelFolderError otherwise."""
     if not path.is_file():
         raise ModelFolderError(f"{path}: missing (the weights)")
-    size = path.stat().st_size
     try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if not 2 <= length <= min(_MAX_HEADER, size - 8):
-                raise ModelFolderError(f"{path}: {size} bytes, truncated or not safetensors")
-            header = json.loads(handle.read(length))
-    except (struct.error, UnicodeDecodeError, ValueError) as error:
-        if isinstance(error, ModelFolderError):
-            raise
-        raise ModelFolderError(f"{path}: {size} bytes, not a safetensors file ({error})") from None
-    if not isinstance(header, dict):
-        raise ModelFolderError(f"{path}: not a safetensors file (bad header)")
-    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
-    try:
-        end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
-        shapes = {k: tuple(int(d) for d in v["shape"]) for k, v in tensors.items()}
-    except (KeyError, TypeError, ValueError, IndexError):
-        raise ModelFolderError(f"{path}: not a safetensors file (bad header)") from None
-    if 8 + length + end != size:
-        raise ModelFolderError(
-            f"{path}: {size} bytes, but its header describes {8 + length + end}: truncated"
-        )
-    return shapes
+        return read_safetensors_shapes(path)
+    except ValueError as error:
+        raise ModelFolderError(f"{path}: {error}") from None
 
 
 def weights_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
