@@ -23,6 +23,7 @@ PROJECT_FILES = (
     "stages",
     "src",
     "data/sample",
+    "models",
     ".dvcignore",
 )
 DATA_STAGES = ("sample", "label", "composite", "encode")
