@@ -202,3 +202,19 @@ def test_real_sample_shards_load():
     pose = next(s for s in samples if s["task"] == "pose")["target"]
     colours = set(map(tuple, ((pose + 1) * 127.5).round().reshape(3, -1).T.int().tolist()))
     assert (255, 0, 0) in colours  # nearest resizing keeps the keypoint red exact
+
+
+def test_hflip_mirrors_image_target_and_points_by_a_seeded_draw(shards):
+    from dicepipe.shards.manifest import shard_paths
+
+    def first(prob: float) -> dict:
+        dataset = TaskMixingDataset(
+            shard_paths(shards), {"point_segmentation": 1.0}, steps=1, hflip_prob=prob
+        )
+        return next(iter(dataset))
+
+    plain, flipped = first(0.0), first(1.0)
+    assert plain["key"] == flipped["key"]
+    assert torch.equal(flipped["image"], plain["image"].flip(-1))
+    assert torch.equal(flipped["target"], plain["target"].flip(-1))
+    assert torch.allclose(flipped["points"][:2], torch.tensor([[0.75, 0.5], [0.5, 0.5]]))
