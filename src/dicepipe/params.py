@@ -531,6 +531,7 @@ class ModelOverrides:
     # How the input image reaches the transformer: sequence (DICEPTION: its own tokens) or
     # channels (Marigold/Lotus: a second patch embedding added to the noisy tokens).
     condition: Literal["sequence", "channels"] | None = None
+    point_map: bool | None = None  # prompt points also drawn as blobs added to the image tokens
 
     def __post_init__(self) -> None:
         small = [

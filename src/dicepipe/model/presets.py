@@ -15,6 +15,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "space": "pixel",
         "condition": "channels",
+        "point_map": True,
         "transformer_config": {
             "sample_size": 16,
             "patch_size": 4,
