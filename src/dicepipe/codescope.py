@@ -54,7 +54,9 @@ _MODEL_TRAINING = (
     "shards/__init__.py",
     "shards/manifest.py",
     "model",
+    "targets",  # the loader's flips recolour pose limbs (train/augment.py)
     "train/__init__.py",
+    "train/augment.py",
     "train/build.py",
     "train/checkpoints.py",
     "train/loader.py",
@@ -113,11 +115,14 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # Not _SHARED: training runs no Prefect units, so data-stage plumbing is not its code.
     "train": (
         *_MODEL_TRAINING,
+        "shards/preview.py",
         "train/curves.py",
         "train/distributed.py",
         "train/loop.py",
+        "train/optim.py",
+        "train/previews.py",
     ),
-    "finetune": (*_MODEL_TRAINING, "params/finetune.py", "targets", "train/finetune.py"),
+    "finetune": (*_MODEL_TRAINING, "params/finetune.py", "train/finetune.py"),
     # The evaluation stage (stages/evaluate.py); the scheduled flows/reevaluate.py runs it too.
     "evaluate": (
         *_CORE,

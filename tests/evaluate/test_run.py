@@ -39,7 +39,8 @@ def test_metrics_json_nests_benchmark_task_model_and_baseline(run):
     assert set(metrics["heldout"]) == set(EVAL_TASKS)
     for task, systems in metrics["heldout"].items():
         assert set(systems) == {"model", "baseline"}, task
-        assert set(systems["model"]) == set(systems["baseline"]), task
+        assert set(systems["model"]) - {"empty_predictions"} == set(systems["baseline"]), task
+        assert 0.0 <= systems["model"]["empty_predictions"] <= 1.0, task
     depth = metrics["heldout"]["depth"]["model"]
     assert {"absrel", "delta1", "delta2", "delta3", "rmse"} <= set(depth)
     assert depth["n_images"] == 3 and 0 <= depth["delta1"] <= 1

@@ -50,6 +50,7 @@ def test_ground_truth_drawn_as_targets_scores_near_perfectly(oracle):
     assert point["miou_1pt"] == point["miou_5pt"] == 1.0 and point["count_1pt"] == 12
     assert figures["entity_segmentation"]["model"]["AP"] > 0.9  # Algorithm 2
     assert figures["pose"]["model"]["AP"] > 0.4  # Algorithm 1 on figures ~60 px tall
+    assert all(figures[task]["model"]["empty_predictions"] == 0.0 for task in EVAL_TASKS)
 
 
 def test_the_baselines_are_scored_beside_and_trail_a_perfect_model(oracle):

@@ -293,3 +293,19 @@ def test_consumed_indices_merge_into_runs():
     assert consumed.runs() == [[0, 7], [9, 12]] and 10 in consumed and 8 not in consumed
     consumed.add_run(6, 10)
     assert consumed.runs() == [[0, 12]]
+
+
+def test_hflip_mirrors_image_target_and_points_by_a_seeded_draw(shards):
+    from dicepipe.shards.manifest import shard_paths
+
+    def first(prob: float) -> dict:
+        dataset = TaskMixingDataset(
+            shard_paths(shards), {"point_segmentation": 1.0}, steps=1, hflip_prob=prob
+        )
+        return next(iter(dataset))
+
+    plain, flipped = first(0.0), first(1.0)
+    assert plain["key"] == flipped["key"]
+    assert torch.equal(flipped["image"], plain["image"].flip(-1))
+    assert torch.equal(flipped["target"], plain["target"].flip(-1))
+    assert torch.allclose(flipped["points"][:2], torch.tensor([[0.75, 0.5], [0.5, 0.5]]))

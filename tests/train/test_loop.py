@@ -104,3 +104,12 @@ def test_bf16_autocast_trains_on_the_cpu(make_params):
     params, loader = make_params(steps=2, mixed_precision="bf16")
     summary = train(params, loader)
     assert summary["mixed_precision"] == "bf16" and 0 < summary["final_loss"] < 10
+
+
+def test_task_loss_weights_follow_the_loader_task_ids():
+    from dicepipe.params.train import TaskLossWeights, TrainParams
+    from dicepipe.tasks import TASK_NAMES
+    from dicepipe.train.loop import task_loss_weights
+
+    weights = task_loss_weights(TrainParams(task_loss_weights=TaskLossWeights(pose=4.0)))
+    assert weights.tolist() == [4.0 if name == "pose" else 1.0 for name in TASK_NAMES]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dicepipe.evaluate.benchmarks.sample import BenchmarkSample
-from dicepipe.evaluate.scoring import Query, Scorer, mean_of
+from dicepipe.evaluate.scoring import Query, Scorer, is_flat, mean_of
 from dicepipe.metrics.depth import METRIC_KEYS, Space, depth_metrics
 from dicepipe.metrics.depth_benchmarks import DEPTH_BENCHMARKS, DepthBenchmark
 from dicepipe.metrics.normals import angular_error_stats, angular_errors_deg
@@ -76,6 +76,7 @@ class DepthScorer(Scorer):
 
         space = self.params.depth_space
         model = self.score(sample, decode_depth(prediction, space=space), space)
+        self.empty.append(is_flat(prediction))
         base_depth = self.baselines.depth_map(sample.rgb.shape[:2])
         baseline = self.score(sample, base_depth, space)
         for system, figures in (("model", model), ("baseline", baseline)):
@@ -116,6 +117,7 @@ class NormalScorer(Scorer):
         """Decode and score the prediction and the mean-normal baseline."""
         from dicepipe.targets.normals import decode_normals
 
+        self.empty.append(is_flat(prediction))
         outputs = {
             "model": decode_normals(prediction),
             "baseline": self.baselines.normal_map(sample.rgb.shape[:2]),

@@ -63,8 +63,10 @@ class PointScorer(Scorer):
         assert sample.instances is not None and query.points is not None
         truth = sample.instances.masks[query.obj]
         shape = truth.shape
+        decoded = decode_point_mask(prediction)
+        self.empty.append(not decoded.any())
         figures = {
-            "model": mask_iou(decode_point_mask(prediction), truth),
+            "model": mask_iou(decoded, truth),
             "baseline": mask_iou(self.baselines.point_mask(query.points, shape), truth),
         }
         for system, iou in figures.items():
@@ -117,6 +119,7 @@ class EntityScorer(Scorer):
         truth = sample.instances
         assert truth is not None
         masks = decode_instance_masks(prediction, self.params.masks)
+        self.empty.append(len(masks) == 0)
         scores = [1.0 - i / (len(masks) + 1) for i in range(len(masks))]
         self.gt.append((truth.masks, truth.iscrowd, truth.areas))
         outputs = {
@@ -195,6 +198,7 @@ class PoseScorer(Scorer):
             hits = (grouped[..., 2] > 0).sum(axis=1)
             keep = hits > 0
             found = grouped[keep]
+            self.empty.append(not keep.any())
             scores = (hits[keep] / np.maximum(labelled[keep], 1)).tolist()
         else:
             scores = []

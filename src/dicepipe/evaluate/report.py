@@ -2,14 +2,16 @@
 bar chart (PNG: DVC's HTML plots need a CDN), and preview grids (input | target | prediction).
 
 Files under `out`: `samples.csv`, `headline.csv`, `bars.png`, `preview-<task>.png`,
-`run.json` (checkpoint, resolution, sampling, what the baselines are, what was skipped).
-Every file is written atomically.
+`run.json` (checkpoint, resolution, sampling, what the baselines are, what was skipped, and
+a warning for every task whose predictions mostly decode to nothing: flat depth or normal
+maps, empty point masks, no entity mask, no keypoint). Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from dicepipe.evaluate.scoring import HEADLINE
 from dicepipe.storage import atomic_write, write_json
 
 ROW_HEAD = ("benchmark", "task", "sample", "item", "system")
+EMPTY_WARNING = 0.5  # warn when more than this share of a task's predictions decode to nothing
 
 
 def headline(metrics: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -40,6 +43,23 @@ def headline(metrics: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, An
                     }
                 )
     return rows
+
+
+def empty_warnings(
+    metrics: dict[str, dict[str, dict[str, Any]]], threshold: float = EMPTY_WARNING
+) -> list[str]:
+    """A warning line per (benchmark, task) whose `empty_predictions` share exceeds
+    `threshold`."""
+    lines = []
+    for benchmark, tasks in metrics.items():
+        for task, systems in tasks.items():
+            share = systems["model"].get("empty_predictions")
+            if share is not None and share > threshold:
+                lines.append(
+                    f"warning: {benchmark}/{task}: {share:.0%} of the model's predictions "
+                    "decode to nothing (flat map, empty mask, no entity or keypoint)"
+                )
+    return lines
 
 
 def bars(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,6 +146,10 @@ def write_report(evaluation: Evaluation, metrics_path: str | Path, out: str | Pa
     write_csv(out / "headline.csv", bars(rows), ("bar", "value"))
     write_png(out / "bars.png", bar_chart(rows))
     previews = write_previews(out, evaluation.previews)
-    write_json(out / "run.json", {**evaluation.info, "skipped": evaluation.skipped})
+    warnings = empty_warnings(evaluation.metrics)
+    for line in warnings:
+        print(line, file=sys.stderr)
+    info = {**evaluation.info, "skipped": evaluation.skipped, "warnings": warnings}
+    write_json(out / "run.json", info)
     names = ("samples.csv", "headline.csv", "bars.png", "run.json")
     return [metrics_path, *(out / name for name in names), *previews]

@@ -170,6 +170,7 @@ def _evaluate_benchmark(
     for scorer in scorers:
         if used[scorer.task]:
             figures[scorer.task] = scorer.summary()
+            figures[scorer.task]["model"]["empty_predictions"] = scorer.empty_fraction()
         else:
             skipped[scorer.task] = "no sample of this benchmark has its labels"
     result.metrics[bench.name] = figures

@@ -55,6 +55,11 @@ class Scorer:
         self.params = params
         self.baselines = baselines
         self.benchmark = benchmark
+        self.empty: list[bool] = []  # per model prediction: it decoded to nothing
+
+    def empty_fraction(self) -> float | None:
+        """The share of the model's predictions that decoded to nothing (None: none scored)."""
+        return float(np.mean(self.empty)) if self.empty else None
 
     def applies(self, sample: BenchmarkSample) -> bool:
         """Whether the sample has the labels this task is scored on."""
@@ -85,6 +90,13 @@ class Scorer:
             {**head, "item": query.item, "system": system, **figures}
             for system, figures in zip(SYSTEMS, (model, baseline), strict=True)
         ]
+
+
+def is_flat(prediction: np.ndarray, levels: int = 2) -> bool:
+    """Whether an RGB prediction is one colour (every channel within `levels` of 255): a dense
+    map that says nothing about its image."""
+    flat = prediction.reshape(-1, prediction.shape[-1])
+    return bool((flat.max(axis=0).astype(int) - flat.min(axis=0)).max() <= levels)
 
 
 def mean_of(rows: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from dicepipe.config import bounded
 
@@ -44,15 +44,52 @@ class ModelOverrides:
     pos_embed_max_size: int | None = None
     task_token_length: int | None = None  # learned prompt tokens per task
     point_frequencies: int | None = None  # random Fourier features of a prompt point
+    # How the input image reaches the transformer: sequence (DICEPTION: its own tokens) or
+    # channels (Marigold/Lotus: a second patch embedding added to the noisy tokens).
+    condition: Literal["sequence", "channels"] | None = None
+    point_map: bool | None = None  # prompt points also drawn as blobs added to the image tokens
 
     def __post_init__(self) -> None:
-        small = [name for name, value in vars(self).items() if value is not None and value < 1]
+        small = [
+            name
+            for name, value in vars(self).items()
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1
+        ]
         if small:
             raise ValueError(f"model.{small[0]} must be >= 1 or null")
 
-    def given(self) -> dict[str, int]:
+    def given(self) -> dict[str, Any]:
         """The overrides that are set."""
         return {name: value for name, value in vars(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class EmaParams:
+    """Exponential moving average of the weights (diffusers.training_utils.EMAModel).
+
+    When enabled the saved model folder holds the averaged weights (what evaluate and predict
+    load); checkpoints keep the raw weights and the EMA state, so a resume is exact.
+    """
+
+    enabled: bool = False
+    decay: float = bounded(0.9999, lo=0.0, hi=1.0)  # the ceiling of the decay
+    min_decay: float = bounded(0.0, lo=0.0, hi=1.0)
+    update_after_step: int = bounded(0, lo=0)  # optimizer steps before averaging starts
+    use_ema_warmup: bool = False  # decay = 1 - (1 + step / inv_gamma) ** -power
+    inv_gamma: float = bounded(1.0, lo=0.0)
+    power: float = bounded(2 / 3, lo=0.0)
+
+
+@dataclass(frozen=True)
+class TaskLossWeights:
+    """Per-task multipliers of the training loss (1: the plain mean over the batch)."""
+
+    depth: float = bounded(1.0, lo=0.0)
+    normal: float = bounded(1.0, lo=0.0)
+    point_segmentation: float = bounded(1.0, lo=0.0)
+    entity_segmentation: float = bounded(1.0, lo=0.0)
+    semantic_segmentation: float = bounded(1.0, lo=0.0)
+    pose: float = bounded(1.0, lo=0.0)
 
 
 @dataclass(frozen=True)
@@ -78,7 +115,24 @@ class TrainParams:
     threads: int | None = bounded(None, lo=1)  # torch CPU threads per rank; null: torch's default
     grad_accum: int = bounded(1, lo=1)
     steps: int = bounded(1000, lo=1)  # optimizer steps
-    lr: float = 2e-5  # constant, AdamW (paper)
+    lr: float = 2e-5  # the peak rate, AdamW (paper: 2e-5, constant)
+    # diffusers.optimization.get_scheduler: constant | constant_with_warmup | linear | cosine |
+    # cosine_with_restarts | polynomial
+    lr_scheduler: Literal[
+        "constant",
+        "constant_with_warmup",
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+    ] = "constant"
+    lr_warmup_steps: int = bounded(0, lo=0)
+    use_8bit_adam: bool = False  # bitsandbytes.optim.AdamW8bit (a clear error when missing)
+    ema: EmaParams = field(default_factory=EmaParams)
+    hflip_prob: float = bounded(0.0, lo=0.0, hi=1.0)  # random horizontal flips (train.augment)
+    task_loss_weights: TaskLossWeights = field(default_factory=TaskLossWeights)
+    preview_every: int = bounded(0, lo=0)  # steps between DVCLive preview grids; 0: none
+    preview_rows: int = bounded(1, lo=1)  # held examples per task in a preview grid
     weight_decay: float = bounded(1e-4, lo=0.0)  # diffusers' SD3 training-script default
     max_grad_norm: float = bounded(1.0, lo=0.0)  # 0: no clipping
     seed: int = 0

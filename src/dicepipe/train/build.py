@@ -69,7 +69,7 @@ def model_config(params: TrainParams) -> dict[str, Any]:
     """A from-scratch preset with the params' size overrides applied."""
     config = preset(params.preset)
     overrides = params.model.given()
-    for name in ("task_token_length", "point_frequencies"):
+    for name in ("task_token_length", "point_frequencies", "condition", "point_map"):
         if name in overrides:
             config[name] = overrides.pop(name)
     config["transformer_config"].update(overrides)

@@ -23,6 +23,9 @@ Samples: `image`, `target` float32 (3, H, W) in [-1, 1]; `points` (5, 2) normali
 zero-padded, `point_mask` (5,) True for a real point (DICEPTION pads to 5 with "no point");
 `task_id` indexes `TASKS`; `task`, `prompt`, `key`, `epoch`, `index`, `partition`, `position`.
 
+Augmentation: with `hflip_prob` > 0 an example is mirrored (`dicepipe.train.augment`) by a
+draw seeded with (seed, partition, position): the same sample flips the same way on a resume.
+
 Resume: `record(batch)` after each consumed batch, `state_dict()` to save, `load_state_dict()`
 (one state, or every rank's) before creating the DataLoader iterator (persistent workers keep
 the state they started with). The state records, per task, the consumed indices of each pass
@@ -49,6 +52,7 @@ from dicepipe.sampling import stable_hash
 from dicepipe.shards.manifest import MANIFEST_NAME, shard_paths
 from dicepipe.storage import digest_of
 from dicepipe.tasks import TASK_NAMES
+from dicepipe.train.augment import maybe_flip
 
 TASKS = TASK_NAMES  # `task_id` indexes this registry order
 MAX_POINTS = 5
@@ -241,12 +245,14 @@ class TaskMixingDataset(IterableDataset):
         num_workers: int = 0,
         resolution: int | None = None,
         steps: int | None = None,
+        hflip_prob: float = 0.0,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         self.paths = [str(p) for p in paths]
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers, self.resolution, self.steps = num_workers, resolution, steps
+        self.hflip_prob = float(hflip_prob)
         self.weights = {t: float(w) for t, w in sorted(weights.items()) if w > 0}
         self.blocks, self.tasks = index_shards(self.paths)
         self.sizes = {t: sum(len(r) for _, r in g) for t, g in self.tasks.items()}
@@ -302,7 +308,7 @@ class TaskMixingDataset(IterableDataset):
             self._mark(partition, tasks[t], epoch, index)
             step += 1
             self.positions[local] = step
-            sample = self._sample(block, row)
+            sample = self._sample(block, row, partition, step - 1)
             yield {
                 **sample,
                 "epoch": epoch,
@@ -354,13 +360,21 @@ class TaskMixingDataset(IterableDataset):
         present = [p for p in local if self._present(task, p)]
         return min((self.reached.get((p, task), floor) for p in present), default=floor)
 
-    def _sample(self, block: int, row: int) -> dict[str, Any]:
+    def _sample(self, block: int, row: int, partition: int, position: int) -> dict[str, Any]:
         table = self._block(block)
         cells = table.slice(row, 1).to_pylist()[0]
-        points, mask = padded_points(cells["points"])
+        image = decode_rgb(cells["image"]["bytes"], self.resolution, False)
+        target = decode_rgb(cells["target"]["bytes"], self.resolution, True)
+        raw_points = cells["points"]
+        if self.hflip_prob > 0:
+            rng = np.random.default_rng([self.seed, partition, position, 0xF119])
+            image, target, raw_points = maybe_flip(
+                cells["task"], image, target, raw_points, self.hflip_prob, rng
+            )
+        points, mask = padded_points(raw_points)
         return {
-            "image": to_tensor(decode_rgb(cells["image"]["bytes"], self.resolution, False)),
-            "target": to_tensor(decode_rgb(cells["target"]["bytes"], self.resolution, True)),
+            "image": to_tensor(image),
+            "target": to_tensor(target),
             "points": points,
             "point_mask": mask,
             "task_id": TASKS.index(cells["task"]) if cells["task"] in TASKS else -1,
@@ -485,8 +499,13 @@ class TaskMixingDataset(IterableDataset):
         return {"shards": self.fingerprint, "seed": self.seed, "weights": dict(self.weights)}
 
 
-def make_loader(params: Any, rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
-    """A DataLoader over `params.shards` (LoaderParams) for one rank; its dataset is `.dataset`."""
+def make_loader(
+    params: Any, rank: int = 0, world_size: int = 1, hflip_prob: float = 0.0
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over `params.shards` (LoaderParams) for one rank; its dataset is `.dataset`.
+
+    `hflip_prob`: the chance that an example is mirrored (train.hflip_prob).
+    """
     dataset = TaskMixingDataset(
         shard_locations(params.shards),
         vars(params.weights),
@@ -495,6 +514,7 @@ def make_loader(params: Any, rank: int = 0, world_size: int = 1) -> torch.utils.
         world_size=world_size,
         num_workers=params.num_workers,
         resolution=params.resolution,
+        hflip_prob=hflip_prob,
     )
     return torch.utils.data.DataLoader(
         dataset, batch_size=params.batch_size, num_workers=params.num_workers

@@ -1,4 +1,5 @@
-"""The training loop on HF accelerate: AdamW at a constant lr, accumulation, clipping, DDP.
+"""The training loop on HF accelerate: AdamW (or 8-bit AdamW) under a diffusers lr schedule,
+optional weight EMA, accumulation, clipping, per-task loss weights, DDP, preview grids.
 
 One process: `python stages/train.py`. Ranks on CPUs: `torchrun --nproc_per_node=N
 stages/train.py` (gloo); on GPUs: `accelerate launch --multi_gpu stages/train.py`. Every rank
@@ -9,8 +10,10 @@ an uninterrupted one. Logging and saving happen on the main process.
 
 Outputs under `train.output`: `model/` (the final model, from_pretrained-loadable, with the
 `inference.json` that `dicepipe.model.inference` reads),
-`checkpoints/checkpoint-<step>/`, `live/` (DVCLive TSV histories), `loss.png`; and the
-summary JSON at `train.metrics`.
+`checkpoints/checkpoint-<step>/`, `live/` (DVCLive TSV histories and, every
+`preview_every` steps, `plots/images/preview/step-<N>.png`), `loss.png`; and the summary JSON
+at `train.metrics`. With `ema.enabled` the model folder holds the EMA weights; checkpoints
+hold the raw weights, and the EMA and lr-schedule states (accelerate's registered objects).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from dicepipe.train.build import (
 from dicepipe.train.curves import CurveLogger, plot_losses, summarise
 from dicepipe.train.distributed import Forward, Trace, noise_generator, state_checksum, step_losses
 from dicepipe.train.loader import make_loader
+from dicepipe.train.optim import averaged_weights, make_ema, make_optimizer, make_scheduler
+from dicepipe.train.previews import PreviewSet
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class Run:
     accelerator: Any
     model: torch.nn.Module  # prepared: DDP-wrapped when there are several ranks
     optimizer: Any
+    scheduler: Any  # diffusers lr schedule, stepped once per optimizer step
+    ema: Any  # diffusers EMAModel of the trainable weights, or None
+    task_weights: torch.Tensor  # loss multiplier per loader task id
+    previews: PreviewSet | None  # held examples drawn every `preview_every` steps (main process)
     space: Any
     loader: torch.utils.data.DataLoader
     digest: str
@@ -151,19 +160,32 @@ def setup(params: TrainParams, loader: LoaderParams) -> Run:
         model.enable_gradient_checkpointing()
     if hasattr(space, "vae"):
         space.vae.to(accelerator.device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = make_optimizer(params, (p for p in model.parameters() if p.requires_grad))
+    scheduler = make_scheduler(params, optimizer)
+    ema = make_ema(params.ema, model)
     lookup = task_lookup(model)
     model, optimizer = accelerator.prepare(model, optimizer)
+    # Registered, not prepared: accelerate would step a prepared schedule once per rank.
+    accelerator.register_for_checkpointing(scheduler)
+    if ema is not None:
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
     effective = loader_params(params, loader)
     rank, world = accelerator.process_index, accelerator.num_processes
+    previews = None
+    if params.preview_every and accelerator.is_main_process:
+        previews = PreviewSet.draw(effective, params.preview_rows, params.seed)
     return Run(
         params=params,
         accelerator=accelerator,
         model=model,
         optimizer=optimizer,
+        scheduler=scheduler,
+        ema=ema,
+        task_weights=task_loss_weights(params),
+        previews=previews,
         space=space,
-        loader=make_loader(effective, rank=rank, world_size=world),
+        loader=make_loader(effective, rank=rank, world_size=world, hflip_prob=params.hflip_prob),
         digest=run_digest(params, loader),
         paths=paths,
         flow=flow_config(params.flow),
@@ -171,6 +193,14 @@ def setup(params: TrainParams, loader: LoaderParams) -> Run:
         trace=Trace(paths.trace if params.trace else None, rank),
         inference=inference_info(params, loader),
     )
+
+
+def task_loss_weights(params: TrainParams) -> torch.Tensor:
+    """The loss multiplier of each loader task id (`train.task_loss_weights`; 1 otherwise)."""
+    from dicepipe.tasks import TASK_NAMES
+
+    given = vars(params.task_loss_weights)
+    return torch.tensor([float(given.get(name, 1.0)) for name in TASK_NAMES])
 
 
 def restore(run: Run) -> int:
@@ -211,6 +241,9 @@ def run_steps(run: Run, start: int) -> Timing:
                 curves.log(step, values)
             bar.set_postfix(loss=f"{values['loss']:.4f}")
         bar.update()
+        if run.previews is not None and step % params.preview_every == 0:
+            with averaged_weights(run.ema, run.accelerator.unwrap_model(run.model)) as model:
+                run.previews.log(model, run.space, run.paths.live, step, params.flow)
         if step % params.checkpoint_every == 0 or step == params.steps:
             checkpoints.save_checkpoint(run, step)
     bar.close()
@@ -227,6 +260,9 @@ def train_step(run: Run, batches: Any, step: int) -> tuple[torch.Tensor, torch.T
         with run.accelerator.accumulate(run.model):
             losses.append(micro_step(run, batch, step, micro))
         tasks.append(batch["task_id"])
+    run.scheduler.step()
+    if run.ema is not None:
+        run.ema.step([p for p in run.model.parameters() if p.requires_grad])
     return torch.cat(losses), torch.cat(tasks)
 
 
@@ -246,10 +282,11 @@ def micro_step(run: Run, batch: dict[str, Any], step: int, micro: int) -> torch.
     losses, detached."""
     accelerator, params = run.accelerator, run.params
     generator = noise_generator(params.seed, accelerator.process_index, step, micro)
-    loss, per_sample = flow_matching_loss(
+    _, per_sample = flow_matching_loss(
         run.forward, run.space, model_batch(run, batch), generator=generator, config=run.flow
     )
-    accelerator.backward(loss)
+    weights = run.task_weights[batch["task_id"]].to(per_sample.device)
+    accelerator.backward((per_sample * weights).mean())
     if accelerator.sync_gradients and params.max_grad_norm > 0:
         accelerator.clip_grad_norm_(run.model.parameters(), params.max_grad_norm)
     run.optimizer.step()
@@ -277,7 +314,8 @@ def finish(run: Run, start: int, timing: Timing, wall: float) -> dict[str, Any]:
     run.trace.write({"final": True, "step": run.params.steps, "checksum": state_checksum(bare)})
     summary: dict[str, Any] = {}
     if accelerator.is_main_process:
-        save_model(bare, run.paths.model, run.inference)
+        with averaged_weights(run.ema, bare) as model:
+            save_model(model, run.paths.model, run.inference)
         plot_losses(run.paths.live, run.paths.curves)
         summary = summarise(run.paths.live, run_figures(run, start, timing, wall))
         write_json(run.params.metrics, summary)
