@@ -5,8 +5,7 @@ import pytest
 
 from dicepipe.sampling import bottom_k_items
 from dicepipe.sources import openimages_index
-from dicepipe.sources.openimages import iter_index
-from dicepipe.sources.openimages_index import select_rows
+from dicepipe.sources.openimages_index import iter_index, select_rows
 
 HEADER = ["ImageID", "Subset", "OriginalURL", "OriginalMD5", "Rotation"]
 

@@ -28,7 +28,12 @@ from dicepipe.imageio import encode_png
 from dicepipe.model import DiceptionModel, FlowConfig, flow_matching_loss, make_space, preset
 from dicepipe.model.inference import to_rgb
 from dicepipe.model.sampler import predict
-from dicepipe.params.evaluate import BaselineParams, EvalSamplingParams, EvaluateParams, HeldoutParams
+from dicepipe.params.evaluate import (
+    BaselineParams,
+    EvalSamplingParams,
+    EvaluateParams,
+    HeldoutParams,
+)
 from dicepipe.targets.segmentation import decode_point_mask
 from dicepipe.train.loader import decode_rgb, padded_points, to_tensor
 

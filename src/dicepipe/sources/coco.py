@@ -63,10 +63,10 @@ def scan_image_ids(
     served: set[Any] = set()
 
     def on_image(number: int, record: Any) -> None:
-        image_ids.append(_record_id(annotations_url, "images", number, record))
+        image_ids.append(checks.record_id(annotations_url, "images", number, record))
 
     def on_annotation(number: int, record: Any) -> None:
-        image_id = _record_id(annotations_url, "annotations", number, record, "image_id")
+        image_id = checks.record_id(annotations_url, "annotations", number, record, "image_id")
         if tasks is not None and serves(record, tasks):
             served.add(image_id)
 
@@ -95,11 +95,11 @@ def read_index(annotations_url: str, image_ids: set[Any], sha256: str) -> CocoIn
 
     def keep(table: dict[Any, list[dict[str, Any]]], record: Any, key: str) -> None:
         owner = record.get(key) if isinstance(record, dict) else None
-        if _hashable(owner) and owner in image_ids:
+        if checks.is_image_id(owner) and owner in image_ids:
             table.setdefault(owner, []).append(record)
 
     def on_category(number: int, category: Any) -> None:
-        if isinstance(category, dict) and _hashable(category.get("id")):
+        if isinstance(category, dict) and checks.is_image_id(category.get("id")):
             index.categories.setdefault(category["id"], category)
 
     callbacks = {
@@ -124,18 +124,6 @@ def unit_records(unit: Unit, wanted: set[Any]) -> CocoIndex:
     return read_index(unit.annotations, wanted, unit.annotations_sha256)
 
 
-def _record_id(url: str, name: str, number: int, record: Any, key: str = "id") -> Any:
-    """The image id a record belongs to: an int or a non-empty string, else a ValueError."""
-    value = record.get(key) if isinstance(record, dict) else None
-    if not _hashable(value) or value == "":
-        raise ValueError(f"{url}: {name}[{number}] has no usable `{key}` ({value!r})")
-    return value
-
-
-def _hashable(value: Any) -> bool:
-    return type(value) is int or isinstance(value, str)
-
-
 def plan_units(params: CocoParams, seed: int, index_dir: Path | None = None) -> list[Unit]:
     """Select `params.n` images of one COCO-format dataset by seeded hash; units are fixed
     blocks of image-id order, keyed `<name>/<id>`. With `only_annotated`, the candidates are
@@ -157,7 +145,7 @@ def plan_units(params: CocoParams, seed: int, index_dir: Path | None = None) -> 
         only = None if role is None else "annotated" if serves({}, role) else "posed"
         image_ids, digest = indexed_image_ids(index, only), index.sha256
     same_item: dict[str, list[Any]] = {}  # 7 and "000000000007" are one item id
-    for image_id in sorted(set(image_ids), key=_id_order):
+    for image_id in sorted(set(image_ids), key=checks.id_order):
         same_item.setdefault(source_id(image_id), []).append(image_id)
     del image_ids
     numbered = enumerate(same_item.items())
@@ -180,10 +168,6 @@ def plan_units(params: CocoParams, seed: int, index_dir: Path | None = None) -> 
         )
         for block, items in sorted(blocks.items())
     ]
-
-
-def _id_order(image_id: Any) -> tuple[int, int, str]:
-    return (0, image_id, "") if isinstance(image_id, int) else (1, 0, str(image_id))
 
 
 def source_id(image_id: Any) -> str:

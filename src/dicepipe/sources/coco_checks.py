@@ -219,3 +219,21 @@ def check_keypoints(
             message = f"{where}: ({x:.6g}, {y:.6g}) is far outside the {width}x{height} image"
             raise ItemError("keypoints_out_of_bounds", message)
     return [float(v) for v in values]
+
+
+def record_id(url: str, name: str, number: int, record: Any, key: str = "id") -> Any:
+    """The image id a record belongs to: an int or a non-empty string, else a ValueError."""
+    value = record.get(key) if isinstance(record, dict) else None
+    if not is_image_id(value) or value == "":
+        raise ValueError(f"{url}: {name}[{number}] has no usable `{key}` ({value!r})")
+    return value
+
+
+def is_image_id(value: Any) -> bool:
+    """Whether `value` can be a COCO image or category id: an int or a string."""
+    return type(value) is int or isinstance(value, str)
+
+
+def id_order(image_id: Any) -> tuple[int, int, str]:
+    """Sort key of image ids: integers in order, then strings."""
+    return (0, image_id, "") if isinstance(image_id, int) else (1, 0, str(image_id))

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dicepipe.sources.coco_checks import id_order, record_id
 from dicepipe.sources.coco_stream import stream_coco
 from dicepipe.sources.listings import cached_listing
 from dicepipe.storage import atomic_path, write_parquet
@@ -158,14 +159,10 @@ class _Collected:
         self.sha256 = ""
 
     def ordered_ids(self) -> list[Any]:
-        from dicepipe.sources.coco import _id_order
-
-        return sorted(self.ids.values(), key=_id_order)
+        return sorted(self.ids.values(), key=id_order)
 
 
 def _spill(url: str, spill: Path) -> _Collected:
-    from dicepipe.sources.coco import _record_id as record_id
-
     collected = _Collected()
     pending: list[tuple[str, int, int, str]] = []
     writer = pq.ParquetWriter(str(spill), _SPILL_SCHEMA, compression="zstd")

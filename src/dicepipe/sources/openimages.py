@@ -17,7 +17,6 @@ for mirrors of the original files, not for resized copies.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import io
 import posixpath
@@ -26,7 +25,6 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import fsspec
 from PIL import Image
 
 from dicepipe.imageio import exif_orientation
@@ -47,44 +45,6 @@ from dicepipe.sources.openimages_index import select_rows
 SOURCE = "openimages"
 READ_FIELDS = ("apply_rotation", "verify_md5")  # the params that change what a unit writes
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
-
-
-def iter_index(index_url: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """Stream (row number, row) pairs from the index CSV; never holds the table in memory.
-
-    A byte-order mark is ignored; bytes that are not UTF-8 become U+FFFD (so the id fails
-    `check_safe_name`); a row with more or fewer fields than the header, or one the CSV
-    parser refuses, is still yielded, with `_problem` saying what is wrong (its item is
-    quarantined as `bad_index_row`), so a damaged line costs only itself.
-    """
-    with fsspec.open(index_url, "rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.reader(text)
-        try:
-            header = next(reader, None)
-        except csv.Error as error:
-            raise ValueError(f"{index_url}: unreadable index header: {error}") from None
-        if header is None or "ImageID" not in header:
-            raise ValueError(f"{index_url}: not an OpenImages index (no ImageID column)")
-        number, name = 0, posixpath.basename(index_url)
-        while True:
-            try:
-                values = next(reader, None)
-            except csv.Error as error:
-                row = {"_problem": f"unparsable: {error}"}
-            else:
-                if values is None:
-                    return
-                if not values:
-                    continue  # a blank line, as csv.DictReader skips it
-                row = dict(zip(header, values, strict=False))
-                if len(values) != len(header):
-                    row["_problem"] = f"{len(values)} fields, the header has {len(header)}"
-            if not row.get("ImageID"):  # a key of its own, so that it is counted, not merged
-                row.setdefault("_problem", "empty ImageID")
-                row["ImageID"] = f"{name}:row-{number}"
-            yield number, row
-            number += 1
 
 
 def index_files(params: OpenImagesParams) -> list[str]:

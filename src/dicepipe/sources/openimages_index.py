@@ -3,7 +3,7 @@
 Only the columns a unit needs (`ImageID` and, when asked, `Rotation`, `OriginalMD5`) are
 converted; candidates live in Arrow columns and one uint64 hash array, cut back to the n
 smallest hashes every `MERGE_ROWS` rows, so memory is O(n) whatever the index's size. The
-selection equals `sampling.bottom_k_items` over `openimages.iter_index` (the same items, the
+selection equals `sampling.bottom_k_items` over `iter_index` (the same items, the
 same first payload of a repeated id). A file pyarrow cannot read as a clean table (a row with
 the wrong number of fields, bytes that are not UTF-8, no `ImageID` column) is read by
 `iter_index` instead, which quarantines such rows one by one.
@@ -12,6 +12,7 @@ the wrong number of fields, bytes that are not UTF-8, no `ImageID` column) is re
 from __future__ import annotations
 
 import csv as std_csv
+import io
 import posixpath
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -152,12 +153,48 @@ def _candidates(
     return table.filter(pa.array(keep))
 
 
+def iter_index(index_url: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """Stream (row number, row) pairs from the index CSV; never holds the table in memory.
+
+    A byte-order mark is ignored; bytes that are not UTF-8 become U+FFFD (so the id fails
+    `check_safe_name`); a row with more or fewer fields than the header, or one the CSV
+    parser refuses, is still yielded, with `_problem` saying what is wrong (its item is
+    quarantined as `bad_index_row`), so a damaged line costs only itself.
+    """
+    with fsspec.open(index_url, "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+        reader = std_csv.reader(text)
+        try:
+            header = next(reader, None)
+        except std_csv.Error as error:
+            raise ValueError(f"{index_url}: unreadable index header: {error}") from None
+        if header is None or "ImageID" not in header:
+            raise ValueError(f"{index_url}: not an OpenImages index (no ImageID column)")
+        number, name = 0, posixpath.basename(index_url)
+        while True:
+            try:
+                values = next(reader, None)
+            except std_csv.Error as error:
+                row = {"_problem": f"unparsable: {error}"}
+            else:
+                if values is None:
+                    return
+                if not values:
+                    continue  # a blank line, as csv.DictReader skips it
+                row = dict(zip(header, values, strict=False))
+                if len(values) != len(header):
+                    row["_problem"] = f"{len(values)} fields, the header has {len(header)}"
+            if not row.get("ImageID"):  # a key of its own, so that it is counted, not merged
+                row.setdefault("_problem", "empty ImageID")
+                row["ImageID"] = f"{name}:row-{number}"
+            yield number, row
+            number += 1
+
+
 def _file_by_rows(
     url: str, part: int, n: int, seed: int, columns: tuple[str, ...], schema: pa.Schema
 ) -> pa.Table:
-    """A damaged index file, read row by row (`openimages.iter_index`): its bottom-n."""
-    from dicepipe.sources.openimages import iter_index
-
+    """A damaged index file, read row by row (`iter_index`): its bottom-n."""
     name = posixpath.basename(url)
     chosen = bottom_k_items(
         ((f"{KEY_PREFIX}{row['ImageID']}", (number, row)) for number, row in iter_index(url)),
