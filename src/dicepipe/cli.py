@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dicepipe.config import load_params
+from dicepipe.entry import run_command
 from dicepipe.params.label import LabelParams
 from dicepipe.shards.card import MAX_LISTED_SHARDS, shard_stats
 from dicepipe.shards.manifest import (
@@ -188,25 +189,23 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
 
 
 def _parse_points(texts: list[str]) -> list[tuple[float, float]]:
+    from dicepipe.model.inference import PredictError  # the model's module imports torch
+
     points = []
     for text in texts:
         try:
             x, y = (float(v) for v in text.split(","))
         except ValueError:
-            raise ValueError(f"point {text!r} is not x,y") from None
+            raise PredictError(f"point {text!r} is not x,y") from None
         points.append((x, y))
     return points
 
 
-def _error(message: object) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def _predict(args: argparse.Namespace) -> int:
+    from dicepipe.model.inference import PredictError, PredictOptions, run_predict
+
     if args.task not in TASK_NAMES:
-        return _error(f"unknown task {args.task!r}; choose one of {', '.join(TASK_NAMES)}")
-    from dicepipe.model.inference import PredictOptions, run_predict
+        raise PredictError(f"unknown task {args.task!r}; choose one of {', '.join(TASK_NAMES)}")
 
     options = PredictOptions(
         task=args.task,
@@ -218,12 +217,8 @@ def _predict(args: argparse.Namespace) -> int:
         device=args.device,
         lora=args.lora,
     )
-    try:
-        written = run_predict(
-            args.checkpoint, args.images, args.out, options, _parse_points(args.points)
-        )
-    except ValueError as error:  # PredictError, ModelFolderError: the file and the fault
-        return _error(error)
+    points = _parse_points(args.points)
+    written = run_predict(args.checkpoint, args.images, args.out, options, points)
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
@@ -241,10 +236,7 @@ def _add_merge(commands: argparse._SubParsersAction) -> None:
 def _merge(args: argparse.Namespace) -> int:
     from dicepipe.model.merge import merge_folder
 
-    try:
-        out = merge_folder(args.base, args.lora, args.out)
-    except ValueError as error:
-        return _error(error)
+    out = merge_folder(args.base, args.lora, args.out)
     print(f"wrote {out}")
     return 0
 
@@ -267,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     import dicepipe.environment  # noqa: F401 - offline defaults before any Hugging Face import
 
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    return run_command(lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -16,17 +16,18 @@ from typing import Any
 from dicepipe.errors import UserError
 
 
-def run_command(action: Callable[[], object]) -> int:
-    """Run `action` for a command line; the exit status (0, 2 for a UserError, else 1)."""
+def run_command(action: Callable[[], int | None]) -> int:
+    """Run `action` for a command line; the exit status: the action's own (None: 0), 2 for a
+    UserError, 1 for any other failure."""
     try:
-        action()
+        status = action()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - every failure becomes an exit status
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if status is None else status
 
 
 def parser_for(description: str | None, folders: dict[str, str] | None = None) -> Any:
@@ -39,7 +40,7 @@ def parser_for(description: str | None, folders: dict[str, str] | None = None) -
 
 
 def stage_main(
-    run: Callable[[argparse.Namespace], object],
+    run: Callable[[argparse.Namespace], None],
     description: str | None,
     argv: Sequence[str] | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
