@@ -132,3 +132,10 @@ def test_inspect_reads_the_folder_with_datasets_and_reports_an_empty_shard(shard
     out = capsys.readouterr().out
     assert "c.parquet: empty shard (0 rows)" in out
     assert "datasets.load_dataset fails" in out and "BatchSize must be greater than 0" in out
+
+
+def test_audit_with_bad_params_exits_2_naming_the_key(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("label:\n  batch_size: 0\n")
+    assert main(["audit", "--teacher", "ground_truth", "--params", str(params)]) == 2
+    assert "error: label.batch_size: 0 is below the minimum 1" in capsys.readouterr().err
