@@ -17,7 +17,7 @@ from dicepipe.pipeline import composite
 from dicepipe.pipeline.summary import composite_summary, composite_text
 from dicepipe.pipeline.units import remove_stale
 from dicepipe.runtime import flow_main, publish_summary, run_tasks
-from dicepipe.storage import write_json
+from dicepipe.storage import Location, location, write_json
 
 FOREGROUND_ERRORS = "foregrounds/errors.parquet"
 
@@ -29,7 +29,7 @@ def composite_unit(
     foregrounds: list,
     pool: composite.PoolRef,
     cache_dir: Path,
-    out_dir: Path,
+    out_dir: Location,
 ) -> dict:
     """Make one block of composites."""
     return composite.run_unit(block, params, foregrounds, pool, cache_dir, out_dir)
@@ -44,11 +44,13 @@ def composite_flow(
 ) -> dict:
     """Check every foreground once (cached colour estimate), then make the composites."""
     params = load_params(CompositeStageParams, params_path)
-    out_dir, cache_dir = Path(out), Path(cache)
+    out_dir, cache_dir = location(out), Path(cache)
     refs = composite.foreground_refs(params)
     good = set(composite.check_foregrounds(refs, cache_dir, out_dir / FOREGROUND_ERRORS))
     usable = [(root, ref) for root, ref in refs if ref.key in good]
-    pool = composite.write_pool(composite.background_pool(params, Path(samples)), out_dir / "pool")
+    pool = composite.write_pool(
+        composite.background_pool(params, location(samples)), out_dir / "pool"
+    )
     blocks = composite.plan(params)
     manifests = run_tasks(
         composite_unit,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
@@ -19,12 +18,16 @@ from dicepipe.pipeline.units import remove_stale
 from dicepipe.runtime import flow_main, publish_summary, run_tasks
 from dicepipe.shards.card import write_card
 from dicepipe.shards.manifest import rows_per_source, write_manifest
-from dicepipe.storage import write_json
+from dicepipe.storage import Location, location, write_json
 
 
 @task(cache_policy=NO_CACHE)
 def encode_unit(
-    sample_path: Path, labels_dir: Path, params: EncodeParams, shards_dir: Path, work_dir: Path
+    sample_path: Location,
+    labels_dir: Location,
+    params: EncodeParams,
+    shards_dir: Location,
+    work_dir: Location,
 ) -> dict:
     """Encode one sampled unit into one shard."""
     return encode.run_unit(sample_path, labels_dir, params, shards_dir, work_dir)
@@ -41,8 +44,8 @@ def encode_flow(
 ) -> dict:
     """Encode every sampled unit into training shards and write the manifest and summary."""
     params = load_params(EncodeParams, params_path)
-    samples_dir, labels_dir, composites_dir = Path(samples), Path(labels), Path(composites)
-    shards_dir, work_dir = Path(shards), Path(work)
+    samples_dir, labels_dir = location(samples), location(labels)
+    composites_dir, shards_dir, work_dir = location(composites), location(shards), location(work)
     paths = encode.plan(samples_dir, composites_dir)
     results = run_tasks(
         encode_unit,
@@ -55,7 +58,7 @@ def encode_flow(
         resources=params.runner.task_resources(),
     )
     entries = [entry for result in results for entry in result["shards"]]
-    remove_stale(shards_dir, [Path(e["path"]).stem for e in entries])
+    remove_stale(shards_dir, [e["path"].removesuffix(".parquet") for e in entries])
     remove_stale(work_dir, [p.stem for p in paths])
     sources = rows_per_source(shards_dir)
     accounting = item_accounting(samples_dir, labels_dir, composites_dir, work_dir, shards_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
@@ -17,12 +16,12 @@ from dicepipe.pipeline import label
 from dicepipe.pipeline.summary import label_text, unit_totals
 from dicepipe.pipeline.units import remove_stale
 from dicepipe.runtime import flow_main, publish_summary, run_tasks
-from dicepipe.storage import write_json
+from dicepipe.storage import Location, location, write_json
 from dicepipe.teachers import built_teacher, check_teacher, shared_teacher
 
 
 @task(cache_policy=NO_CACHE)
-def label_unit(sample_path: Path, params: LabelParams, out_dir: Path) -> dict:
+def label_unit(sample_path: Location, params: LabelParams, out_dir: Location) -> dict:
     """Label one sampled unit."""
     return label.run_unit(sample_path, shared_teacher(params), params, out_dir)
 
@@ -36,8 +35,8 @@ def label_flow(
     """Label every sampled unit of the configured sources."""
     params = load_params(LabelParams, params_path)
     check_teacher(params)
-    out_dir = Path(out)
-    paths = label.plan(params, Path(samples))
+    out_dir = location(out)
+    paths = label.plan(params, location(samples))
     manifests = run_tasks(
         label_unit,
         paths,

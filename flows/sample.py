@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import dicepipe.environment  # noqa: F401 - configures Prefect before its import
 
@@ -16,11 +15,11 @@ from dicepipe.pipeline import sample
 from dicepipe.pipeline.summary import sample_summary, sample_text
 from dicepipe.pipeline.units import remove_stale
 from dicepipe.runtime import flow_main, publish_summary, run_tasks
-from dicepipe.storage import write_json
+from dicepipe.storage import Location, location, write_json
 
 
 @task(cache_policy=NO_CACHE)
-def sample_unit(unit: sample.Unit, params: SampleParams, out_dir: Path) -> dict:
+def sample_unit(unit: sample.Unit, params: SampleParams, out_dir: Location) -> dict:
     """Materialise one input shard's selected items."""
     return sample.run_unit(unit, params, out_dir)
 
@@ -29,7 +28,7 @@ def sample_unit(unit: sample.Unit, params: SampleParams, out_dir: Path) -> dict:
 def sample_flow(params_path: str = "params.yaml", out: str = "data/work/samples") -> dict:
     """Select items from every configured source and write them per input shard."""
     params = load_params(SampleParams, params_path)
-    out_dir = Path(out)
+    out_dir = location(out)
     units = sample.plan(params, out_dir)
     manifests = run_tasks(
         sample_unit,

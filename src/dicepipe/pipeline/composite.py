@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
 from dicepipe.composite.make import CompositeError, cached_foreground, make_composite
@@ -32,7 +33,17 @@ from dicepipe.sources.matting import (
     list_foregrounds,
     read_foreground,
 )
-from dicepipe.storage import atomic_write, digest_of, sha256_file, write_parquet
+from dicepipe.storage import (
+    Location,
+    atomic_path,
+    atomic_write,
+    digest_of,
+    listing,
+    parquet_file,
+    read_table,
+    sha256_file,
+    write_parquet,
+)
 
 STAGE = "composite"
 Background = tuple[str, str]  # (key or path, where its bytes are: sample parquet or the path)
@@ -49,7 +60,7 @@ def foreground_refs(params: CompositeStageParams) -> list[tuple[str, ForegroundR
 
 
 def check_foregrounds(
-    refs: list[tuple[str, ForegroundRef]], cache_dir: Path, errors_path: Path
+    refs: list[tuple[str, ForegroundRef]], cache_dir: Path, errors_path: Location
 ) -> list[str]:
     """Decode every foreground, estimate (and cache) its colour; the usable keys.
 
@@ -79,14 +90,14 @@ def _load_foreground(
     return colour, alpha
 
 
-def background_pool(params: CompositeStageParams, samples_dir: Path) -> list[Background]:
+def background_pool(params: CompositeStageParams, samples_dir: Location) -> list[Background]:
     """Backgrounds to draw from: sampled images of `background_sources`, or files of a glob."""
     if params.backgrounds != "pool":
         return [(path, path) for path in expand_paths([params.backgrounds])]
     pool = []
-    for path in sorted(samples_dir.glob("*.parquet")):
+    for path in listing(samples_dir, "*.parquet"):
         if path.stem.split("-", 1)[0] in params.background_sources:
-            keys = pq.read_table(path, columns=["key"])["key"].to_pylist()
+            keys = read_table(path, columns=["key"])["key"].to_pylist()
             pool.extend((key, str(path)) for key in keys)
     return sorted(pool)
 
@@ -102,20 +113,23 @@ class PoolRef:
     size: int  # backgrounds in the pool
 
 
-def write_pool(pool: list[Background], folder: Path) -> PoolRef:
+def write_pool(pool: list[Background], folder: Location) -> PoolRef:
     """Write the pool once to `<folder>/pool-<sha256>.parquet` (atomically; pools of earlier
     plans are removed) and return its reference."""
     table = pa.table(
         {"key": [key for key, _ in pool], "where": [where for _, where in pool]},
         schema=POOL_SCHEMA,
     )
-    draft = folder / "pool.parquet"
-    write_parquet(draft, table)
-    digest = sha256_file(draft)
-    path = folder / f"pool-{digest}.parquet"
-    draft.replace(path)
-    for old in folder.glob("pool-*.parquet"):
-        if old != path:
+    with tempfile.TemporaryDirectory() as scratch:
+        draft = Path(scratch) / "pool.parquet"
+        write_parquet(draft, table)
+        digest = sha256_file(draft)
+        path = folder / f"pool-{digest}.parquet"
+        if not path.exists():
+            with atomic_path(path) as tmp:
+                shutil.copyfile(draft, tmp)
+    for old in listing(folder, "pool-*.parquet"):
+        if old.name != path.name:
             old.unlink()
     return PoolRef(str(path), digest, len(pool))
 
@@ -126,7 +140,7 @@ def read_pool(path: str, sha256: str) -> pa.Table:
     not the one the units were planned with."""
     if sha256_file(path) != sha256:
         raise ValueError(f"{path} is not the background pool {sha256[:12]}: run the stage again")
-    return pq.ParquetFile(path).read()  # not the dataset reader: ~40 MB less RSS per worker
+    return parquet_file(path).read()  # not the dataset reader: ~40 MB less RSS per worker
 
 
 def plan(params: CompositeStageParams) -> list[tuple[int, int]]:
@@ -148,7 +162,7 @@ def run_unit(
     foregrounds: list[tuple[str, ForegroundRef]],
     pool: PoolRef,
     cache_dir: Path,
-    out_dir: Path,
+    out_dir: Location,
 ) -> dict[str, Any]:
     """Make composites `block[0]..block[1]-1` into `<out_dir>/<unit>.parquet`.
 
@@ -223,7 +237,7 @@ def _composite_row(
 def _background(key: str, where: str) -> np.ndarray:
     try:
         if where.endswith(".parquet"):
-            table = pq.read_table(where, columns=["image"], filters=[("key", "=", key)])
+            table = read_table(where, columns=["image"], filters=[("key", "=", key)])
             data = table["image"][0].as_py()
         else:
             data = read_bytes(where)
@@ -232,13 +246,13 @@ def _background(key: str, where: str) -> np.ndarray:
         raise ItemError("bad_background", f"{key}: {error}") from None
 
 
-def write_preview(out_dir: Path, path: Path, limit: int = 6) -> None:
+def write_preview(out_dir: Location, path: Location, limit: int = 6) -> None:
     """A grid of the first composites: image | alpha | target with its prompt points."""
     from dicepipe.shards.preview import draw_points, grid
 
     rows = []
-    for unit in sorted(out_dir.glob(f"{STAGE}-*.parquet")):
-        for row in pq.read_table(unit).to_pylist()[: limit - len(rows)]:
+    for unit in listing(out_dir, f"{STAGE}-*.parquet"):
+        for row in read_table(unit).to_pylist()[: limit - len(rows)]:
             image, alpha, target = (decode_image(row[c]).rgb for c in ("image", "alpha", "target"))
             rows.append([image, alpha, draw_points(target, row["points"])])
     if rows:

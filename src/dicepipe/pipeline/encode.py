@@ -9,11 +9,9 @@ Any failure of one item quarantines that item, never the unit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
 from dicepipe.params.encode import EncodeParams
@@ -29,20 +27,32 @@ from dicepipe.records import (
 from dicepipe.shards.card import params_digest
 from dicepipe.shards.manifest import shard_entry
 from dicepipe.shards.writer import UnitShardWriter, finished_unit_shards, unit_shard_paths
-from dicepipe.storage import digest_of, read_fingerprint, sha256_file, write_parquet
+from dicepipe.storage import (
+    Location,
+    digest_of,
+    listing,
+    read_fingerprint,
+    read_metadata,
+    sha256_file,
+    write_parquet,
+)
 
 STAGE = "encode"
 AddRow = Callable[[dict[str, Any]], None]
 Build = Callable[[AddRow], list[dict[str, str]]]  # hands rows to `add`; returns quarantine rows
 
 
-def plan(*input_dirs: Path) -> list[Path]:
+def plan(*input_dirs: Location) -> list[Location]:
     """Every unit file of the input folders (samples, composites); each becomes one shard."""
-    return sorted(path for folder in input_dirs for path in folder.glob("*.parquet"))
+    return sorted((path for folder in input_dirs for path in listing(folder, "*.parquet")), key=str)
 
 
 def run_unit(
-    unit_path: Path, labels_dir: Path, params: EncodeParams, shards_dir: Path, work_dir: Path
+    unit_path: Location,
+    labels_dir: Location,
+    params: EncodeParams,
+    shards_dir: Location,
+    work_dir: Location,
 ) -> dict[str, Any]:
     """Encode one sample or composite unit into `<shards_dir>/<unit>-NNN.parquet` parts.
 
@@ -64,10 +74,10 @@ def run_unit(
 
 def _write(
     unit: str,
-    inputs: list[Path],
+    inputs: list[Location],
     params: EncodeParams,
-    shards_dir: Path,
-    work_dir: Path,
+    shards_dir: Location,
+    work_dir: Location,
     build: Build,
 ) -> dict[str, Any]:
     fingerprint = digest_of(
@@ -102,11 +112,11 @@ def _write(
     return {
         "unit": unit,
         "shards": entries,
-        "quarantined": pq.read_metadata(errors_file).num_rows,
+        "quarantined": read_metadata(errors_file).num_rows,
     }
 
 
-def _finished(shards_dir: Path, unit: str, fingerprint: str, marker: str | None) -> list | None:
+def _finished(shards_dir: Location, unit: str, fingerprint: str, marker: str | None) -> list | None:
     """The unit's current shard parts when its done-marker and the parts on disk agree (a
     unit whose items were all quarantined is done with no part), else None."""
     if marker is None or marker.rsplit(":", 1)[0] != fingerprint:
@@ -118,7 +128,7 @@ def _finished(shards_dir: Path, unit: str, fingerprint: str, marker: str | None)
     return finished if finished is not None and str(len(finished)) == parts else None
 
 
-def _items(sample_path: Path, label_path: Path, params: EncodeParams, add: AddRow) -> list:
+def _items(sample_path: Location, label_path: Location, params: EncodeParams, add: AddRow) -> list:
     """Rows of every item with a target, handed to `add` item by item in key order; the
     quarantine rows. An item with no target is quarantined here, unless the label stage
     already quarantined it (it is accounted for there, not twice). Items stream from the
@@ -159,7 +169,7 @@ def _label_arrays(label: dict[str, Any] | None, item: dict[str, Any]) -> tuple[A
         raise ItemError("bad_label", f"label arrays unreadable: {error}") from None
 
 
-def _composites(composite_path: Path, add: AddRow) -> list[dict[str, str]]:
+def _composites(composite_path: Location, add: AddRow) -> list[dict[str, str]]:
     errors = []
     for row in rows_in_key_order(composite_path):
         result = guard(composite_example, row)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from dicepipe.codescope import stage_code_version
 from dicepipe.params.label import LabelParams
@@ -18,7 +16,7 @@ from dicepipe.pipeline.units import (
     write_errors,
 )
 from dicepipe.records import LABEL_SCHEMA
-from dicepipe.storage import digest_of, sha256_file
+from dicepipe.storage import Location, digest_of, listing, read_schema, sha256_file
 from dicepipe.teachers import configure_torch
 from dicepipe.teachers.base import Label, Teacher
 from dicepipe.teachers.stream import StreamItem, label_stream
@@ -30,17 +28,17 @@ STAGE = "label"
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
-def plan(params: LabelParams, samples_dir: Path) -> list[Path]:
+def plan(params: LabelParams, samples_dir: Location) -> list[Location]:
     """The sample unit files whose source this teacher labels."""
     return [
         path
-        for path in sorted(samples_dir.glob("*.parquet"))
+        for path in listing(samples_dir, "*.parquet")
         if path.stem.split("-", 1)[0] in params.sources
     ]
 
 
 def run_unit(
-    sample_path: Path, teacher: Teacher, params: LabelParams, out_dir: Path
+    sample_path: Location, teacher: Teacher, params: LabelParams, out_dir: Location
 ) -> dict[str, Any]:
     """Label every item of one sample unit into `<out_dir>/<unit>.parquet`.
 
@@ -60,7 +58,7 @@ def run_unit(
     if not is_done(out_dir, unit, fingerprint):
         configure_torch(params)
         columns = ["key", "source", "source_id", "image"]
-        if "focal_px" in pq.read_schema(sample_path).names:
+        if "focal_px" in read_schema(sample_path).names:
             columns.append("focal_px")
         items = (
             StreamItem(r["key"], r["image"], r["source"], r["source_id"], r.get("focal_px"))

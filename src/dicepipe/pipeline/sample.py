@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -28,9 +27,11 @@ from dicepipe.sources.common import Outcome, Unit
 from dicepipe.sources.synthetic import scenes
 from dicepipe.storage import (
     FINGERPRINT_KEY,
+    Location,
     atomic_path,
     digest_of,
     read_fingerprint,
+    read_table,
     remove_temporaries,
     write_parquet,
 )
@@ -52,7 +53,7 @@ WRITER_OPTIONS = {
 BATCH_BYTES = 8 << 20  # image bytes per row group: bounds memory whatever the unit's size
 
 
-def plan(params: SampleParams, out_dir: Path | None = None) -> list[Unit]:
+def plan(params: SampleParams, out_dir: Location | None = None) -> list[Unit]:
     """Every work unit of the sample, in a fixed order: OpenImages blocks, SA-1B tars, the
     COCO-format datasets in the order listed, rendered scenes. With `out_dir`, the SA-1B tar
     listings and COCO annotation indexes are kept in `<out_dir>/listings`, so later plans
@@ -89,12 +90,12 @@ def read_unit(unit: Unit, params: SampleParams) -> Iterator[Outcome]:
     return SOURCES[unit.module].iter_unit(unit, params)
 
 
-def notes_path(out_dir: Path, unit: str) -> Path:
+def notes_path(out_dir: Location, unit: str) -> Location:
     """Where a unit's dropped-annotation notes live."""
     return out_dir / NOTES_DIR / f"{unit}.parquet"
 
 
-def run_unit(unit: Unit, params: SampleParams, out_dir: Path) -> dict[str, Any]:
+def run_unit(unit: Unit, params: SampleParams, out_dir: Location) -> dict[str, Any]:
     """Read one unit's selected items into `<out_dir>/<unit>.parquet`, quarantining failures.
 
     A unit already written with the same fingerprint is skipped, so a re-run after a kill
@@ -113,7 +114,9 @@ def run_unit(unit: Unit, params: SampleParams, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def write_outcomes(out_dir: Path, unit: str, outcomes: Iterable[Outcome], fingerprint: str) -> None:
+def write_outcomes(
+    out_dir: Location, unit: str, outcomes: Iterable[Outcome], fingerprint: str
+) -> None:
     """Stream rows into the unit's Parquet in row groups of about BATCH_BYTES, then write the
     quarantine and notes tables, then rename the rows file into place (all atomic)."""
     errors: list[dict[str, str]] = []
@@ -156,10 +159,10 @@ def _row_batches(
         yield batch
 
 
-def note_counts(out_dir: Path, unit: str) -> dict[str, int]:
+def note_counts(out_dir: Location, unit: str) -> dict[str, int]:
     """Dropped annotations of a finished unit, counted by reason."""
     path = notes_path(out_dir, unit)
     if not path.exists():
         return {}
-    reasons = pq.read_table(path, columns=["reason"])["reason"].to_pylist()
+    reasons = read_table(path, columns=["reason"])["reason"].to_pylist()
     return dict(sorted(Counter(reasons).items()))

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from dicepipe.pipeline.units import file_keys, read_quarantine
+from dicepipe.storage import Location, listing, read_table
 
 
-def reasons(out_dir: Path) -> dict[str, int]:
+def reasons(out_dir: Location) -> dict[str, int]:
     """Quarantined rows of a stage folder, counted by reason."""
     return _count_reasons(read_quarantine(out_dir))
 
 
-def reasons_of(path: Path) -> dict[str, int]:
+def reasons_of(path: Location) -> dict[str, int]:
     """Rows of one quarantine file, counted by reason."""
-    return _count_reasons(pq.read_table(path)) if path.exists() else {}
+    return _count_reasons(read_table(path)) if path.exists() else {}
 
 
 def _count_reasons(table: Any) -> dict[str, int]:
     return dict(sorted(Counter(table["reason"].to_pylist()).items()))
 
 
-def sample_summary(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+def sample_summary(manifests: Sequence[dict[str, Any]], out_dir: Location) -> dict[str, Any]:
     """Per-source selected/rows/quarantined counts; `balanced` says every item is accounted for."""
     sources: dict[str, Counter[str]] = {}
     for m in manifests:
@@ -49,7 +47,7 @@ def sample_summary(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[s
     }
 
 
-def unit_totals(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+def unit_totals(manifests: Sequence[dict[str, Any]], out_dir: Location) -> dict[str, Any]:
     """Rows and quarantined counts of a stage whose units map one-to-one to input units."""
     return {
         "units": len(manifests),
@@ -59,12 +57,16 @@ def unit_totals(manifests: Sequence[dict[str, Any]], out_dir: Path) -> dict[str,
     }
 
 
-def _keys(folder: Path) -> set[str]:
-    return {key for path in sorted(folder.glob("*.parquet")) for key in file_keys(path)}
+def _keys(folder: Location) -> set[str]:
+    return {key for path in listing(folder, "*.parquet") for key in file_keys(path)}
 
 
 def item_accounting(
-    samples_dir: Path, labels_dir: Path, composites_dir: Path, encode_dir: Path, shards_dir: Path
+    samples_dir: Location,
+    labels_dir: Location,
+    composites_dir: Location,
+    encode_dir: Location,
+    shards_dir: Location,
 ) -> dict[str, Any]:
     """Where every selected item (and every composite) ended: the shards or one quarantine."""
     produced = _keys(samples_dir) | _keys(composites_dir)
@@ -135,10 +137,10 @@ def composite_summary(
     count: int,
     listed: int,
     usable: int,
-    foreground_errors: Path,
+    foreground_errors: Location,
     backgrounds: int,
     manifests: Sequence[dict[str, Any]],
-    out_dir: Path,
+    out_dir: Location,
 ) -> dict[str, Any]:
     """The composite stage's summary: made + quarantined must add up to `count`."""
     totals = unit_totals(manifests, out_dir)

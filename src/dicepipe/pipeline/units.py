@@ -6,7 +6,6 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,8 +15,13 @@ import pyarrow.parquet as pq
 from dicepipe.records import QUARANTINE_SCHEMA, ItemError, quarantine_row
 from dicepipe.storage import (
     FINGERPRINT_KEY,
+    Location,
     atomic_path,
+    listing,
+    parquet_file,
     read_fingerprint,
+    read_metadata,
+    read_table,
     remove_temporaries,
     write_parquet,
 )
@@ -26,12 +30,12 @@ ERRORS_DIR = "errors"
 SIDE_DIRS = (ERRORS_DIR, "notes")  # per-unit side tables kept beside the unit files
 
 
-def error_path(out_dir: Path, unit: str) -> Path:
+def error_path(out_dir: Location, unit: str) -> Location:
     """Where a unit's quarantine rows live."""
     return out_dir / ERRORS_DIR / f"{unit}.parquet"
 
 
-def is_done(out_dir: Path, unit: str, fingerprint: str) -> bool:
+def is_done(out_dir: Location, unit: str, fingerprint: str) -> bool:
     """True when a unit's output and quarantine files exist with the same fingerprint."""
     return read_fingerprint(out_dir / f"{unit}.parquet") == fingerprint and (
         read_fingerprint(error_path(out_dir, unit)) == fingerprint
@@ -39,7 +43,7 @@ def is_done(out_dir: Path, unit: str, fingerprint: str) -> bool:
 
 
 def write_unit(
-    out_dir: Path,
+    out_dir: Location,
     unit: str,
     rows: Sequence[dict[str, Any]],
     schema: pa.Schema,
@@ -57,7 +61,11 @@ def write_unit(
 
 
 def write_errors(
-    out_dir: Path, unit: str, errors: Iterable[tuple[str, ItemError]], stage: str, fingerprint: str
+    out_dir: Location,
+    unit: str,
+    errors: Iterable[tuple[str, ItemError]],
+    stage: str,
+    fingerprint: str,
 ) -> None:
     """Write a unit's quarantine file (rows sorted by key)."""
     error_rows = sorted(
@@ -77,7 +85,7 @@ def with_fingerprint(schema: pa.Schema, fingerprint: str | None) -> pa.Schema:
 
 @contextmanager
 def streamed_parquet(
-    path: Path,
+    path: Location,
     schema: pa.Schema,
     fingerprint: str | None,
     *,
@@ -156,20 +164,20 @@ class _GroupWriter:
 
 
 def rows_in_key_order(
-    path: Path, columns: Sequence[str] | None = None, batch_rows: int = 16
+    path: Location, columns: Sequence[str] | None = None, batch_rows: int = 16
 ) -> Iterator[dict[str, Any]]:
     """The rows of a unit file in key order (stable), read `batch_rows` at a time.
 
     Unit files are written sorted by key, so they stream; a file that is not (written by
     other tools) is read whole and sorted, as before streaming.
     """
-    keys = pq.read_table(path, columns=["key"])["key"].to_numpy(zero_copy_only=False)
+    keys = read_table(path, columns=["key"])["key"].to_numpy(zero_copy_only=False)
     if keys.size < 2 or bool(np.all(keys[:-1] <= keys[1:])):
-        handle = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        handle = parquet_file(path, pre_buffer=False, buffer_size=1 << 20)
         for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
             yield from batch.to_pylist()
         return
-    table = pq.read_table(path, columns=columns)
+    table = read_table(path, columns=columns)
     order = np.argsort(keys, kind="stable")
     for start in range(0, len(order), batch_rows):
         yield from table.take(order[start : start + batch_rows]).to_pylist()
@@ -178,8 +186,8 @@ def rows_in_key_order(
 class KeyedRows:
     """Rows of a key-sorted unit file looked up by key, one row group in memory at a time."""
 
-    def __init__(self, path: Path) -> None:
-        self.handle = pq.ParquetFile(path) if path.exists() else None
+    def __init__(self, path: Location) -> None:
+        self.handle = parquet_file(path) if path.exists() else None
         self.where: dict[str, int] = {}
         if self.handle is not None:
             for group in range(self.handle.num_row_groups):
@@ -201,16 +209,16 @@ class KeyedRows:
         return self.rows[key]
 
 
-def unit_manifest(out_dir: Path, unit: str) -> dict[str, Any]:
+def unit_manifest(out_dir: Location, unit: str) -> dict[str, Any]:
     """Small summary of a finished unit: rows and quarantined counts (never arrays)."""
     return {
         "unit": unit,
-        "rows": pq.read_metadata(out_dir / f"{unit}.parquet").num_rows,
-        "quarantined": pq.read_metadata(error_path(out_dir, unit)).num_rows,
+        "rows": read_metadata(out_dir / f"{unit}.parquet").num_rows,
+        "quarantined": read_metadata(error_path(out_dir, unit)).num_rows,
     }
 
 
-def remove_stale(out_dir: Path, units: Iterable[str]) -> list[str]:
+def remove_stale(out_dir: Location, units: Iterable[str]) -> list[str]:
     """Delete unit files of an earlier plan that this plan no longer has, and the temporary
     files a killed run left anywhere under `out_dir`; the unit files' names. Call it once
     every unit is written (no write is in flight then)."""
@@ -218,21 +226,21 @@ def remove_stale(out_dir: Path, units: Iterable[str]) -> list[str]:
     keep = {f"{u}.parquet" for u in units}
     stale = []
     for folder in (out_dir, *(out_dir / side for side in SIDE_DIRS)):
-        for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
+        for path in listing(folder, "*.parquet"):
             if path.name not in keep:
                 path.unlink()
-                stale.append(str(path.relative_to(out_dir)))
+                stale.append(path.name if folder == out_dir else f"{folder.name}/{path.name}")
     return stale
 
 
-def file_keys(path: Path) -> list[str]:
+def file_keys(path: Location) -> list[str]:
     """The `key` column of one Parquet file (empty when the file does not exist)."""
-    return pq.read_table(path, columns=["key"])["key"].to_pylist() if path.exists() else []
+    return read_table(path, columns=["key"])["key"].to_pylist() if path.exists() else []
 
 
-def read_quarantine(out_dir: Path) -> pa.Table:
+def read_quarantine(out_dir: Location) -> pa.Table:
     """All quarantine rows of a stage folder, sorted by key."""
-    paths = sorted((out_dir / ERRORS_DIR).glob("*.parquet"))
+    paths = listing(out_dir / ERRORS_DIR, "*.parquet")
     if not paths:
         return QUARANTINE_SCHEMA.empty_table()
-    return pa.concat_tables(pq.read_table(p) for p in paths).sort_by("key")
+    return pa.concat_tables(read_table(p) for p in paths).sort_by("key")

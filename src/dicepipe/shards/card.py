@@ -11,15 +11,21 @@ import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import yaml
 
 from dicepipe import __version__
 from dicepipe.sampling import stable_hash
-from dicepipe.storage import atomic_write, digest_of
+from dicepipe.storage import (
+    Location,
+    atomic_write,
+    digest_of,
+    listing,
+    location,
+    parquet_file,
+    read_table,
+)
 from dicepipe.tasks import TASK_NAMES
 
 CARD_NAME = "README.md"
@@ -61,14 +67,14 @@ def _plain(params: Any) -> dict[str, Any]:
     return json.loads(json.dumps(data, sort_keys=True))
 
 
-def shard_stats(shards_dir: str | Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+def shard_stats(shards_dir: str | Location, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Counts per task x source, teachers per task, image sizes per task and the shard list."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     teachers: dict[str, set[str]] = defaultdict(set)
     sizes: dict[str, list[int]] = {}
     for entry in manifest["shards"]:
         columns = ["task", "source", "teacher", "width", "height"]
-        table = pq.read_table(Path(shards_dir) / entry["path"], columns=columns).to_pydict()
+        table = read_table(location(shards_dir) / entry["path"], columns=columns).to_pydict()
         for task, source, teacher, width, height in zip(*table.values(), strict=True):
             counts[task][source] += 1
             teachers[task].add(teacher)
@@ -95,7 +101,7 @@ def _task_order(tasks: Mapping[str, Any]) -> list[str]:
 
 
 def write_card(
-    shards_dir: str | Path,
+    shards_dir: str | Location,
     manifest: Mapping[str, Any],
     params: Any,
     accounting: Mapping[str, Any] | None = None,
@@ -108,10 +114,10 @@ def write_card(
     Previews of tasks no longer in the shards are removed, so the folder holds exactly what
     the card references.
     """
-    shards_dir = Path(shards_dir)
+    shards_dir = location(shards_dir)
     stats = shard_stats(shards_dir, manifest)
     previews = write_previews(shards_dir, manifest, preview_rows)
-    for stale in shards_dir.glob("preview-*.png"):
+    for stale in listing(shards_dir, "preview-*.png"):
         if stale.name not in previews.values():
             stale.unlink()
     text = card_text(shards_dir, stats, params, accounting, previews)
@@ -119,7 +125,7 @@ def write_card(
 
 
 def card_text(
-    shards_dir: Path,
+    shards_dir: Location,
     stats: Mapping[str, Any],
     params: Any,
     accounting: Mapping[str, Any] | None,
@@ -240,13 +246,13 @@ def _shard_lines(stats: Mapping[str, Any]) -> list[str]:
 
 
 def preview_rows_of(
-    shards_dir: Path, manifest: Mapping[str, Any], per_task: int, seed: int = 0
+    shards_dir: Location, manifest: Mapping[str, Any], per_task: int, seed: int = 0
 ) -> dict[str, list[dict[str, Any]]]:
     """Per task, the `per_task` rows with the smallest seeded hash of their key (a spread)."""
     chosen: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
     for entry in manifest["shards"]:
         path = shards_dir / entry["path"]
-        table = pq.read_table(path, columns=["key", "task"]).to_pydict()
+        table = read_table(path, columns=["key", "task"]).to_pydict()
         for row, (key, task) in enumerate(zip(table["key"], table["task"], strict=True)):
             chosen[task].append((stable_hash(seed, key), entry["path"], row))
     picked = {task: sorted(rows)[:per_task] for task, rows in chosen.items()}
@@ -260,9 +266,9 @@ def preview_rows_of(
     }
 
 
-def _read_rows(path: Path, rows: set[int]) -> dict[int, dict[str, Any]]:
+def _read_rows(path: Location, rows: set[int]) -> dict[int, dict[str, Any]]:
     """Only the row groups holding `rows` are read, never the whole shard."""
-    handle = pq.ParquetFile(path)
+    handle = parquet_file(path)
     found, start = {}, 0
     for group in range(handle.num_row_groups):
         size = handle.metadata.row_group(group).num_rows
@@ -275,7 +281,7 @@ def _read_rows(path: Path, rows: set[int]) -> dict[int, dict[str, Any]]:
 
 
 def write_previews(
-    shards_dir: Path, manifest: Mapping[str, Any], per_task: int = PREVIEW_ROWS
+    shards_dir: Location, manifest: Mapping[str, Any], per_task: int = PREVIEW_ROWS
 ) -> dict[str, str]:
     """Write `preview-<task>.png` (rows of image | target) per task; task -> file name."""
     from dicepipe.imageio import decode_image, encode_png

@@ -13,7 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dicepipe.shards.manifest import shard_entry
-from dicepipe.storage import FINGERPRINT_KEY, atomic_path, read_fingerprint, write_parquet
+from dicepipe.storage import (
+    FINGERPRINT_KEY,
+    Location,
+    atomic_path,
+    is_remote,
+    listing,
+    location,
+    read_fingerprint,
+    write_parquet,
+)
 
 IMAGE_COLUMNS = ("image", "target")
 ROW_GROUP_BYTES = 100 * 1024 * 1024
@@ -91,7 +100,7 @@ def _group_rows(rows: Sequence[dict[str, Any]], row_group_bytes: int) -> int:
 
 
 def write_shard(
-    path: str | Path,
+    path: str | Location,
     rows: Sequence[dict[str, Any]],
     *,
     row_group_bytes: int = ROW_GROUP_BYTES,
@@ -113,13 +122,13 @@ def write_shard(
     return shard_entry(path)
 
 
-def unit_shard_paths(shards_dir: Path, unit: str) -> list[Path]:
+def unit_shard_paths(shards_dir: Location, unit: str) -> list[Location]:
     """The shard parts of one unit, in order (`<unit>-000.parquet`, `<unit>-001.parquet`...)."""
-    return sorted(shards_dir.glob(f"{unit}-[0-9][0-9][0-9].parquet"))
+    return listing(shards_dir, f"{unit}-[0-9][0-9][0-9].parquet")
 
 
 def write_unit_shards(
-    shards_dir: Path,
+    shards_dir: Location,
     unit: str,
     rows: Sequence[dict[str, Any]],
     fingerprint: str,
@@ -146,7 +155,9 @@ def write_unit_shards(
     return entries
 
 
-def finished_unit_shards(shards_dir: Path, unit: str, fingerprint: str) -> list[Path] | None:
+def finished_unit_shards(
+    shards_dir: Location, unit: str, fingerprint: str
+) -> list[Location] | None:
     """The unit's shard parts when all exist with this fingerprint, else None."""
     paths = unit_shard_paths(shards_dir, unit)
     expected = [f"{fingerprint}:{k}/{len(paths)}" for k in range(len(paths))]
@@ -171,17 +182,20 @@ class UnitShardWriter:
 
     def __init__(
         self,
-        shards_dir: Path,
+        shards_dir: Location,
         unit: str,
         fingerprint: str,
         *,
         shard_bytes: int,
         row_group_bytes: int = ROW_GROUP_BYTES,
     ) -> None:
-        self.shards_dir, self.unit, self.fingerprint = Path(shards_dir), unit, fingerprint
+        self.shards_dir, self.unit, self.fingerprint = location(shards_dir), unit, fingerprint
         self.shard_bytes, self.row_group_bytes = shard_bytes, row_group_bytes
-        self.shards_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{unit}-spill.", suffix=".tmp", dir=self.shards_dir)
+        scratch = None  # the spill lies beside local shards, in the temporary folder otherwise
+        if not is_remote(self.shards_dir):
+            self.shards_dir.mkdir(parents=True, exist_ok=True)
+            scratch = self.shards_dir
+        fd, name = tempfile.mkstemp(prefix=f".{unit}-spill.", suffix=".tmp", dir=scratch)
         os.close(fd)
         self.spill = Path(name)
         self._sink = pa.OSFile(name, "wb")
@@ -270,7 +284,9 @@ class _RowCursor:
         return table.slice(0, count).combine_chunks()
 
 
-def _write_part(path: Path, cursor: _RowCursor, count: int, group: int, fingerprint: str) -> None:
+def _write_part(
+    path: Location, cursor: _RowCursor, count: int, group: int, fingerprint: str
+) -> None:
     """Write the next `count` rows of the spill as one shard, `group` rows per row group (one
     contiguous chunk per column each, as `pq.write_table` slices its one-chunk table)."""
     schema = shard_schema()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dicepipe.imageio import DEFAULT_MAX_PIXELS
@@ -38,6 +37,7 @@ from dicepipe.sources.common import (
     row_outcome,
     sample_row,
 )
+from dicepipe.storage import Location
 
 SOURCE = "coco"  # the reader of every COCO-format dataset; each dataset has its own name
 READ_FIELDS: tuple[str, ...] = ()  # nothing but the unit itself changes what a unit writes
@@ -124,7 +124,7 @@ def unit_records(unit: Unit, wanted: set[Any]) -> CocoIndex:
     return read_index(unit.annotations, wanted, unit.annotations_sha256)
 
 
-def plan_units(params: CocoParams, seed: int, index_dir: Path | None = None) -> list[Unit]:
+def plan_units(params: CocoParams, seed: int, index_dir: Location | None = None) -> list[Unit]:
     """Select `params.n` images of one COCO-format dataset by seeded hash; units are fixed
     blocks of image-id order, keyed `<name>/<id>`. With `only_annotated`, the candidates are
     the images with an annotation for the dataset's role (COCO's keypoints file lists every

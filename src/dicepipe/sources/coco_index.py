@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from dicepipe.sources.coco_checks import id_order, record_id
 from dicepipe.sources.coco_stream import stream_coco
 from dicepipe.sources.listings import cached_listing
-from dicepipe.storage import atomic_path, write_parquet
+from dicepipe.storage import Location, atomic_path, is_remote, location, parquet_file, write_parquet
 
 RECORDS_SCHEMA = pa.schema(
     [("rank", pa.int64()), ("kind", pa.int8()), ("seq", pa.int64()), ("record", pa.string())]
@@ -60,7 +60,7 @@ class IndexedFile:
     sha256: str
 
 
-def annotation_index(url: str, folder: Path) -> IndexedFile:
+def annotation_index(url: str, folder: Location) -> IndexedFile:
     """The index of the annotations file at `url` in `folder`, built (one streamed read of the
     file) unless one of the file's current identity is there. A file that is not COCO JSON or
     holds a record without a usable id is a ValueError naming it, as when planning."""
@@ -71,7 +71,7 @@ def annotation_index(url: str, folder: Path) -> IndexedFile:
 def image_ids(index: IndexedFile, only: str | None = None) -> list[Any]:
     """The distinct image ids of the file in id order; `only` = "annotated" or "posed" keeps
     those an annotation (one with labelled keypoints) names."""
-    table = _read(Path(index.folder) / "images.parquet")
+    table = _read(location(index.folder) / "images.parquet")
     if only is not None:
         table = table.filter(table[only])
     ints, strings = table["id_int"].to_pylist(), table["id_str"].to_pylist()
@@ -83,7 +83,7 @@ def read_records(
 ) -> tuple[dict[Any, list[dict]], dict[Any, list[dict]], dict[Any, dict]]:
     """(image records by id, annotations by image id, categories by id) of the `wanted` image
     ids, read from the row groups holding their ranks only."""
-    folder = Path(index.folder)
+    folder = location(index.folder)
     images = _read(folder / "images.parquet")
     ranks = _ranks_of(images, wanted)
     categories = json.loads(images.schema.metadata[b"categories"])
@@ -102,12 +102,12 @@ def read_records(
     return by_image, by_owner, by_category
 
 
-def _rank_groups(path: Path, ranks: list[int]) -> Iterator[pa.Table]:
+def _rank_groups(path: Location, ranks: list[int]) -> Iterator[pa.Table]:
     """The records of `ranks`, one row group at a time, reading only the row groups whose
     rank statistics overlap them (memory: one row group)."""
     if not ranks:
         return
-    source = pq.ParquetFile(str(path))
+    source = parquet_file(path)
     wanted = pa.array(sorted(ranks), pa.int64())
     lo, hi = min(ranks), max(ranks)
     for group in range(source.num_row_groups):
@@ -129,11 +129,15 @@ def _owner(value: Any) -> str:
     return f"i{value}" if type(value) is int else f"s{value}"
 
 
-def _build(url: str, folder: Path) -> dict[str, str]:
+def _build(url: str, folder: Location) -> dict[str, str]:
     """Stream the file once into a spill file in file order, then sort it into the index by
-    image rank, one partition of ranks at a time; the pointer to write."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=".coco-spill.", suffix=".tmp", dir=folder)
+    image rank, one partition of ranks at a time; the pointer to write. The spill lies beside
+    a local index, in the temporary folder for a remote one."""
+    scratch = None
+    if not is_remote(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch = folder
+    handle, name = tempfile.mkstemp(prefix=".coco-spill.", suffix=".tmp", dir=scratch)
     os.close(handle)
     spill = Path(name)  # a killed run's spill is swept with the stage's temporary files
     try:
@@ -215,7 +219,7 @@ def _flush(writer: pq.ParquetWriter, pending: list[tuple[str, int, int, str]]) -
         pending.clear()
 
 
-def _write_images(path: Path, collected: _Collected, ranks: dict[str, int], url: str) -> None:
+def _write_images(path: Location, collected: _Collected, ranks: dict[str, int], url: str) -> None:
     ordered = collected.ordered_ids()
     owners = [_owner(i) for i in ordered]
     table = pa.table(
@@ -234,7 +238,7 @@ def _write_images(path: Path, collected: _Collected, ranks: dict[str, int], url:
 
 
 def _write_records(
-    path: Path, spill: Path, ranks: dict[str, int], bytes_by_owner: dict[str, int]
+    path: Location, spill: Path, ranks: dict[str, int], bytes_by_owner: dict[str, int]
 ) -> None:
     """Sort the spill by (rank, kind, seq) into `path`: one read of the spill deals its rows
     into partitions of consecutive ranks (Arrow IPC files beside it), then each partition is
@@ -293,6 +297,6 @@ def _partition_bounds(ranks: dict[str, int], bytes_by_owner: dict[str, int]) -> 
     return bounds
 
 
-def _read(path: Path) -> pa.Table:
+def _read(path: Location) -> pa.Table:
     """A whole small Parquet file (ParquetFile, not the dataset reader: ~40 MB less RSS)."""
-    return pq.ParquetFile(str(path)).read()
+    return parquet_file(path).read()

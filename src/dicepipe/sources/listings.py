@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import fsspec
 
-from dicepipe.storage import digest_of, write_json
+from dicepipe.storage import Location, digest_of, write_json
 
 THREADS = 16  # listings and info() calls are I/O bound: object storage answers in parallel
 _VERSION_FIELDS = ("ETag", "etag", "e_tag", "md5Hash", "generation", "version_id")
@@ -37,7 +36,7 @@ def file_identity(url: str) -> dict[str, Any]:
 
 
 def cached_listing(
-    url: str, folder: Path, prefix: str, make: Callable[[str], tuple[dict[str, Any], bool]]
+    url: str, folder: Location, prefix: str, make: Callable[[str], tuple[dict[str, Any], bool]]
 ) -> dict[str, Any]:
     """The listing of `url` from `folder` when one of its current identity is there; else
     `make(url)` -> (listing, keep): written to `folder` when `keep` (a listing cut short by

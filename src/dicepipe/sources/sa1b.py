@@ -29,7 +29,6 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -50,6 +49,7 @@ from dicepipe.sources.common import (
     whole_number,
 )
 from dicepipe.sources.listings import cached_listing, parallel_map
+from dicepipe.storage import Location
 
 SOURCE = "sa1b"
 READ_FIELDS = (
@@ -104,7 +104,7 @@ def list_stems(tar_url: str) -> tuple[list[str], ItemError | None]:
     return sorted(stems), None
 
 
-def plan_units(params: Sa1bParams, seed: int, listing_dir: Path | None = None) -> list[Unit]:
+def plan_units(params: Sa1bParams, seed: int, listing_dir: Location | None = None) -> list[Unit]:
     """Select `params.n` images over all tars by seeded hash; one unit per tar with a pick.
     Its masks feed point-prompted segmentation, and entity segmentation when `params.entity`.
 
@@ -136,7 +136,9 @@ def plan_units(params: Sa1bParams, seed: int, listing_dir: Path | None = None) -
     ]
 
 
-def tar_stems(tar_url: str, listing_dir: Path | None = None) -> tuple[list[str], ItemError | None]:
+def tar_stems(
+    tar_url: str, listing_dir: Location | None = None
+) -> tuple[list[str], ItemError | None]:
     """`list_stems(tar_url)`, through the listing kept in `listing_dir` when one is given."""
     if listing_dir is None:
         return list_stems(tar_url)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dicepipe.storage import atomic_write
+from dicepipe.storage import Location, atomic_write, location
 from dicepipe.teachers.base import Label, Teacher, TeacherInput
 
 
 class CachedTeacher:
-    """Wraps a teacher; labels already in `cache_dir` for its identity are read, not computed.
+    """Wraps a teacher; labels already in `cache_dir` (a folder or an fsspec URL) for its
+    identity are read, not computed.
 
     The identity covers the weights digest, dtype and every parameter that changes the output,
     so a changed teacher never reads another's labels. Counters tell how many items were
@@ -25,11 +26,11 @@ class CachedTeacher:
         self.teacher = teacher
         self.identity = teacher.identity
         digest = hashlib.sha256(teacher.identity.encode()).hexdigest()[:16]
-        self.folder = Path(cache_dir) / digest
+        self.folder = location(cache_dir) / digest
         self.hits = 0
         self.computed = 0
 
-    def path(self, key: str, focal_px: float | None = None) -> Path:
+    def path(self, key: str, focal_px: float | None = None) -> Location:
         """Where the label of `key` is cached; a known focal length given to the teacher is
         part of the name (the same image with another focal has another label)."""
         text = key if focal_px is None else f"{key}\0focal={float(focal_px)!r}"
@@ -52,7 +53,10 @@ class CachedTeacher:
         path = self.path(item.key, item.focal_px)
         if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as data:
+        with (
+            path.open("rb") as handle,
+            np.load(io.BytesIO(handle.read()), allow_pickle=False) as data,
+        ):
             depth = data["depth"].astype(np.float32)
             normals = data["normals"].astype(np.float32) if "normals" in data else None
             focal = float(data["focal_px"])
