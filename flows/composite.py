@@ -48,9 +48,9 @@ def composite_flow(
     refs = composite.foreground_refs(params)
     good = set(composite.check_foregrounds(refs, cache_dir, out_dir / FOREGROUND_ERRORS))
     usable = [(root, ref) for root, ref in refs if ref.key in good]
-    pool = composite.write_pool(
-        composite.background_pool(params, location(samples)), out_dir / "pool"
-    )
+    samples_dir = location(samples)
+    backgrounds = composite.background_pool(params, samples_dir)
+    pool = composite.write_pool(backgrounds, out_dir / "pool", samples_dir)
     blocks = composite.plan(params)
     manifests = run_tasks(
         composite_unit,

@@ -95,3 +95,77 @@ def test_safetensors_shapes_read_the_header_and_refuse_a_cut_file(tmp_path):
     path.write_bytes((4).to_bytes(8, "little") + b"[1]x")
     with pytest.raises(ValueError, match="unreadable safetensors header"):
         safetensors_shapes(path)
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    from tests.objectstore import s3_server
+
+    with s3_server() as store:
+        yield store
+
+
+def test_local_paths_stay_paths_and_urls_become_fsspec_paths():
+    from pathlib import Path
+
+    from dicepipe.storage import is_remote, location
+
+    assert location("data/work") == Path("data/work")
+    assert location("file:///tmp/x") == Path("/tmp/x")
+    remote = location("s3://bucket/work") / "unit.parquet"
+    assert is_remote(remote) and str(remote) == "s3://bucket/work/unit.parquet"
+    assert remote.stem == "unit" and not is_remote("data/work")
+
+
+def test_writes_to_an_object_store_are_whole_or_absent(bucket):
+    from dicepipe.storage import (
+        listing,
+        location,
+        read_metadata,
+        read_table,
+        remove_temporaries,
+    )
+
+    folder = location(f"{bucket.url}/atomic")
+    write_json(folder / "a.json", {"b": 1, "a": 2})
+    assert (folder / "a.json").read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
+    write_parquet(folder / "t.parquet", pa.table({"x": [1, 2, 3]}), fingerprint="f1")
+    assert read_fingerprint(folder / "t.parquet") == "f1"
+    assert read_metadata(folder / "t.parquet").num_rows == 3
+    assert read_table(folder / "t.parquet")["x"].to_pylist() == [1, 2, 3]
+
+    def broken(handle):
+        handle.write(b"partial")
+        raise RuntimeError("killed")
+
+    atomic_write(folder / "old.bin", lambda h: h.write(b"old"))
+    with pytest.raises(RuntimeError):
+        atomic_write(folder / "old.bin", broken)
+    with pytest.raises(RuntimeError):
+        atomic_write(folder / "never.bin", broken)
+    assert (folder / "old.bin").read_bytes() == b"old"
+    names = [p.name for p in listing(folder, "*")]
+    assert names == ["a.json", "old.bin", "t.parquet"]  # no object of the failed writes
+    assert sha256_file(folder / "old.bin") == sha256_file_of(b"old")
+    assert remove_temporaries(folder) == []
+    assert read_fingerprint(folder / "missing.parquet") is None
+
+
+def test_a_listing_sees_what_another_process_wrote(bucket):
+    import subprocess
+    import sys
+
+    from dicepipe.storage import listing, location
+
+    folder = location(f"{bucket.url}/listing")
+    write_json(folder / "first.json", 1)
+    assert [p.name for p in listing(folder, "*.json")] == ["first.json"]
+    code = f"from dicepipe.storage import write_json; write_json('{folder}/second.json', 2)"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert [p.name for p in listing(folder, "*.json")] == ["first.json", "second.json"]
+
+
+def sha256_file_of(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

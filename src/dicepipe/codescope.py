@@ -59,6 +59,7 @@ _MODEL_TRAINING = (
     "train/augment.py",
     "train/build.py",
     "train/checkpoints.py",
+    "train/shared.py",
     "train/loader.py",
 )
 

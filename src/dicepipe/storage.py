@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -105,6 +106,18 @@ def _uploaded(path: UPath) -> Iterator[Path]:
         path.fs.invalidate_cache(path.parent.path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def put_file(local: Path, dest: str | Path | UPath) -> None:
+    """Copy a local file to `dest` (a path or URL) atomically: one upload to a remote store,
+    a temporary copy renamed into place locally."""
+    dest = location(dest)
+    if is_remote(dest):
+        dest.fs.put_file(str(local), dest.path)
+        dest.fs.invalidate_cache(dest.parent.path)
+        return
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(local, tmp)
 
 
 def remove_temporaries(folder: str | Path | UPath, name: str = "*") -> list[Path]:

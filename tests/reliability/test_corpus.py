@@ -41,9 +41,8 @@ def run(tmp_path_factory):
     fg_errors = out["composite"] / "foregrounds" / "errors.parquet"
     good = set(composite.check_foregrounds(refs, root / "cache", fg_errors))
     usable = [(r, ref) for r, ref in refs if ref.key in good]
-    pool = composite.write_pool(
-        composite.background_pool(params, out["sample"]), out["composite"] / "pool"
-    )
+    backgrounds = composite.background_pool(params, out["sample"])
+    pool = composite.write_pool(backgrounds, out["composite"] / "pool", out["sample"])
     for block in composite.plan(params):
         composite.run_unit(block, params, usable, pool, root / "cache", out["composite"])
     results = [

@@ -141,6 +141,9 @@ class TrainParams:
     checkpoint_every: int = bounded(500, lo=1)  # steps; the last step is always saved too
     keep_checkpoints: int = bounded(3, lo=1)
     resume: str | None = None  # null | latest | a checkpoint folder
+    # A shared folder or fsspec URL (s3://bucket/run) the checkpoints are mirrored to from
+    # each machine's own disk; `resume: latest` then resumes from there (train.shared).
+    checkpoint_url: str | None = None
     output: str = "runs/train"  # model/, checkpoints/, live/ (dvclive), loss.png
     metrics: str = "metrics/train.json"
     flow: TrainFlowParams = field(default_factory=TrainFlowParams)

@@ -39,7 +39,9 @@ from dicepipe.storage import (
     atomic_write,
     digest_of,
     listing,
+    location,
     parquet_file,
+    read_fingerprint,
     read_table,
     sha256_file,
     write_parquet,
@@ -91,14 +93,15 @@ def _load_foreground(
 
 
 def background_pool(params: CompositeStageParams, samples_dir: Location) -> list[Background]:
-    """Backgrounds to draw from: sampled images of `background_sources`, or files of a glob."""
+    """Backgrounds to draw from: sampled images of `background_sources` (where: the sample
+    unit's file name in `samples_dir`), or files of a glob (where: the file)."""
     if params.backgrounds != "pool":
         return [(path, path) for path in expand_paths([params.backgrounds])]
     pool = []
     for path in listing(samples_dir, "*.parquet"):
         if path.stem.split("-", 1)[0] in params.background_sources:
             keys = read_table(path, columns=["key"])["key"].to_pylist()
-            pool.extend((key, str(path)) for key in keys)
+            pool.extend((key, path.name) for key in keys)
     return sorted(pool)
 
 
@@ -106,20 +109,30 @@ def background_pool(params: CompositeStageParams, samples_dir: Location) -> list
 class PoolRef:
     """The background pool as composite units receive it: a Parquet file of (key, where)
     rows named by its content hash, never the pairs themselves (900k pairs would be tens of
-    MB pickled into every task and hashed into every fingerprint)."""
+    MB pickled into every task and hashed into every fingerprint). `samples` is the folder
+    the pool's sample unit names are in: a place, not content, so not in the hash."""
 
     path: str
     sha256: str
     size: int  # backgrounds in the pool
+    samples: str = ""
 
 
-def write_pool(pool: list[Background], folder: Location) -> PoolRef:
+def write_pool(
+    pool: list[Background], folder: Location, samples_dir: Location | None = None
+) -> PoolRef:
     """Write the pool once to `<folder>/pool-<sha256>.parquet` (atomically; pools of earlier
-    plans are removed) and return its reference."""
+    plans are removed) and return its reference. The sample units it draws from (in
+    `samples_dir`) are named with their fingerprints in the file's metadata, so the pool's
+    hash changes when their images do, wherever the folders lie."""
     table = pa.table(
         {"key": [key for key, _ in pool], "where": [where for _, where in pool]},
         schema=POOL_SCHEMA,
     )
+    if samples_dir is not None:
+        names = sorted({where for _, where in pool if where.endswith(".parquet")})
+        versions = {name: read_fingerprint(samples_dir / name) for name in names}
+        table = table.replace_schema_metadata({"sample_units": json.dumps(versions)})
     with tempfile.TemporaryDirectory() as scratch:
         draft = Path(scratch) / "pool.parquet"
         write_parquet(draft, table)
@@ -131,7 +144,7 @@ def write_pool(pool: list[Background], folder: Location) -> PoolRef:
     for old in listing(folder, "pool-*.parquet"):
         if old.name != path.name:
             old.unlink()
-    return PoolRef(str(path), digest, len(pool))
+    return PoolRef(str(path), digest, len(pool), "" if samples_dir is None else str(samples_dir))
 
 
 @lru_cache(maxsize=4)
@@ -179,7 +192,9 @@ def run_unit(
         rows, errors = [], []
         for index in range(*block):
             # a foreground that changed since it was checked is a BadForeground item error
-            result = guard(_composite_row, index, name, params, foregrounds, backgrounds, cache_dir)
+            result = guard(
+                _composite_row, index, name, params, foregrounds, backgrounds, pool, cache_dir
+            )
             if isinstance(result, ItemError):
                 errors.append((f"{STAGE}/{index:08d}", result))
             else:
@@ -198,21 +213,28 @@ def _composite_row(
     unit: str,
     params: CompositeStageParams,
     foregrounds: list[tuple[str, ForegroundRef]],
-    pool: pa.Table,
+    backgrounds: pa.Table,
+    pool: PoolRef,
     cache_dir: Path,
 ) -> dict[str, Any]:
-    if not foregrounds or not pool.num_rows:
-        message = f"{len(foregrounds)} foregrounds, {pool.num_rows} backgrounds"
+    if not foregrounds or not backgrounds.num_rows:
+        message = f"{len(foregrounds)} foregrounds, {backgrounds.num_rows} backgrounds"
         raise ItemError("no_inputs", message)
     key = f"{STAGE}/{index:08d}"
     rng = item_rng(params.seed, key, "choice")
     root, ref = foregrounds[int(rng.integers(len(foregrounds)))]
-    chosen = int(rng.integers(pool.num_rows))
-    background_key, where = pool["key"][chosen].as_py(), pool["where"][chosen].as_py()
+    chosen = int(rng.integers(backgrounds.num_rows))
+    background_key = backgrounds["key"][chosen].as_py()
+    where = backgrounds["where"][chosen].as_py()
     colour, alpha = _load_foreground(root, ref, cache_dir)
     try:
         made = make_composite(
-            colour, alpha, _background(background_key, where), params.geometry, params.seed, index
+            colour,
+            alpha,
+            _background(background_key, where, pool.samples),
+            params.geometry,
+            params.seed,
+            index,
         )
     except CompositeError as error:
         raise ItemError("empty_composite", str(error)) from None
@@ -234,10 +256,11 @@ def _composite_row(
 
 
 @lru_cache(maxsize=64)
-def _background(key: str, where: str) -> np.ndarray:
+def _background(key: str, where: str, samples: str) -> np.ndarray:
     try:
         if where.endswith(".parquet"):
-            table = read_table(where, columns=["image"], filters=[("key", "=", key)])
+            unit = location(samples) / where
+            table = read_table(unit, columns=["image"], filters=[("key", "=", key)])
             data = table["image"][0].as_py()
         else:
             data = read_bytes(where)

@@ -21,6 +21,7 @@ from dicepipe.storage import (
     Location,
     atomic_write,
     digest_of,
+    is_remote,
     listing,
     location,
     parquet_file,
@@ -132,7 +133,10 @@ def card_text(
     previews: Mapping[str, str],
 ) -> str:
     """The card's markdown: YAML front matter, then statistics, encoding and previews."""
-    folder = shards_dir.as_posix() if not shards_dir.is_absolute() else shards_dir.name
+    if is_remote(shards_dir):
+        folder = str(shards_dir)  # the URL: the shards are read from there
+    else:
+        folder = shards_dir.as_posix() if not shards_dir.is_absolute() else shards_dir.name
     lines = [
         "---",
         yaml.safe_dump(_front_matter(stats), sort_keys=False).rstrip(),

@@ -24,6 +24,7 @@ from dicepipe.tasks import SHARD_TASKS, TASK_NAMES, TASK_PROMPTS
 RUN_CONTROL = (
     "steps",
     "resume",
+    "checkpoint_url",
     "checkpoint_every",
     "keep_checkpoints",
     "log_every",

@@ -127,11 +127,15 @@ def save_checkpoint(run: Any, step: int) -> Path:
     """Write the checkpoint of `step` from every rank of `run` (a `loop.Run`); its folder.
 
     Collective: every rank calls it. Each writes its RNG and loader state, the main process
-    the weights, optimizer, model folder and, last, `trainer.json`; then it is renamed.
+    the weights, optimizer, model folder and, last, `trainer.json`; then it is renamed. With
+    `train.checkpoint_url` the folder is on each machine's own disk, so the first rank of every
+    machine prepares and renames its copy (`train.shared` uploads them).
     """
     accelerator, root = run.accelerator, run.paths.checkpoints
+    node_local = run.params.checkpoint_url is not None
+    owner = accelerator.is_local_main_process if node_local else accelerator.is_main_process
     tmp = temporary_dir(root, step)
-    if accelerator.is_main_process:
+    if owner:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
@@ -142,7 +146,9 @@ def save_checkpoint(run: Any, step: int) -> Path:
     if accelerator.is_main_process:
         save_model_folder(accelerator.unwrap_model(run.model), tmp / "model", run.inference)
         write_json(tmp / MARKER, {"step": step, "digest": run.digest})
+    if owner:
         publish(tmp, final)
+    if accelerator.is_main_process:
         prune(root, run.params.keep_checkpoints)
     accelerator.wait_for_everyone()
     return final

@@ -31,7 +31,7 @@ from dicepipe.model.card import write_model_card
 from dicepipe.params.loader import LoaderParams
 from dicepipe.params.train import TrainParams
 from dicepipe.storage import write_json
-from dicepipe.train import checkpoints
+from dicepipe.train import checkpoints, shared
 from dicepipe.train.build import (
     build_model,
     flow_config,
@@ -206,13 +206,19 @@ def task_loss_weights(params: TrainParams) -> torch.Tensor:
 def restore(run: Run) -> int:
     """Continue from the checkpoint `train.resume` selects, or start over; the start step."""
     accelerator = run.accelerator
-    folder = checkpoints.find_resume(run.paths.checkpoints, run.params.resume, run.digest)
-    accelerator.wait_for_everyone()
-    if folder is None:
-        if accelerator.is_main_process:
-            checkpoints.clear(run.paths.checkpoints)
+    if run.params.checkpoint_url is not None:
+        folder = shared.fetch_resume(run)
+        if folder is None:
+            shared.start_over(run)
+            return 0
+    else:
+        folder = checkpoints.find_resume(run.paths.checkpoints, run.params.resume, run.digest)
         accelerator.wait_for_everyone()
-        return 0
+        if folder is None:
+            if accelerator.is_main_process:
+                checkpoints.clear(run.paths.checkpoints)
+            accelerator.wait_for_everyone()
+            return 0
     step = checkpoints.load_checkpoint(run, folder)
     if accelerator.is_main_process:
         print(f"train: resuming from {folder} (step {step})")
@@ -245,7 +251,9 @@ def run_steps(run: Run, start: int) -> Timing:
             with averaged_weights(run.ema, run.accelerator.unwrap_model(run.model)) as model:
                 run.previews.log(model, run.space, run.paths.live, step, params.flow)
         if step % params.checkpoint_every == 0 or step == params.steps:
-            checkpoints.save_checkpoint(run, step)
+            folder = checkpoints.save_checkpoint(run, step)
+            if params.checkpoint_url is not None:
+                shared.mirror(run, step, folder)
     bar.close()
     return timing
 
