@@ -179,3 +179,19 @@ def test_an_evaluation_resolution_off_the_grid_is_refused(tmp_path, capsys):
     assert stage_main(["--params", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == "error: evaluate.resolution: resolution 17 is not a multiple of 2 (patch x VAE)\n"
+
+
+def test_the_report_writes_to_an_object_store_what_it_writes_to_a_folder(run):
+    from dicepipe.storage import listing, location
+    from tests.objectstore import s3_server
+
+    root, params, evaluation, written = run
+    with s3_server() as store:
+        url = f"{store.url}/eval"
+        remote = write_report(evaluation, f"{url}/eval.json", f"{url}/report")
+        assert [p.name for p in remote] == [p.name for p in written]
+        for local, there in zip(written, remote, strict=True):
+            assert location(there).read_bytes() == local.read_bytes(), local.name
+        assert {p.name for p in listing(location(f"{url}/report"), "*")} == {
+            p.name for p in written[1:]
+        }

@@ -204,3 +204,24 @@ def test_a_failing_row_write_leaves_no_file(tmp_path, monkeypatch):
         label.run_unit(unit, make_teacher(params), params, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.parquet"))
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_a_unit_labels_into_an_object_store_with_its_cache_there(tmp_path, tiny_weights):
+    from dicepipe.storage import location, read_table
+    from tests.objectstore import s3_server
+
+    unit = _unit(tmp_path, with_exact_labels=1)
+    with s3_server() as store:
+        cache = f"{store.url}/label-cache"
+        params = _params(tmp_path, teacher="auto", weights=str(tiny_weights), cache_dir=cache)
+        out = location(f"{store.url}/labels")
+        first = make_teacher(params)
+        label.run_unit(unit, first, params, out)
+        assert label.cache_counts(first) == {"computed": 2, "from_cache": 0}
+        second = make_teacher(params)
+        label.run_unit(unit, second, params, location(f"{store.url}/labels-again"))
+        assert label.cache_counts(second) == {"computed": 0, "from_cache": 2}
+        remote = read_table(out / unit.name)
+        assert remote.equals(read_table(location(f"{store.url}/labels-again") / unit.name))
+        label.run_unit(unit, make_teacher(params), params, tmp_path / "local-labels")
+        assert remote.equals(pq.read_table(tmp_path / "local-labels" / unit.name))

@@ -17,7 +17,7 @@ from typing import Any
 
 from dicepipe.evaluate.run import Evaluation
 from dicepipe.evaluate.scoring import HEADLINE
-from dicepipe.storage import atomic_write, write_json
+from dicepipe.storage import Location, atomic_write, listing, location, write_json
 
 ROW_HEAD = ("benchmark", "task", "sample", "item", "system")
 EMPTY_WARNING = 0.5  # warn when more than this share of a task's predictions decode to nothing
@@ -120,7 +120,7 @@ def bar_chart(rows: list[dict[str, Any]]) -> Any:
     return figure
 
 
-def write_previews(out: Path, previews: dict[str, list[list[Any]]]) -> list[Path]:
+def write_previews(out: Location, previews: dict[str, list[list[Any]]]) -> list[Location]:
     """One grid per task (rows: input | target | prediction); stale grids are removed."""
     from dicepipe.imageio import encode_png
     from dicepipe.shards.preview import grid
@@ -132,14 +132,18 @@ def write_previews(out: Path, previews: dict[str, list[list[Any]]]) -> list[Path
             data = encode_png(grid(rows, tile=128))
             atomic_write(path, lambda handle, data=data: handle.write(data))
             written.append(path)
-    for stale in set(out.glob("preview-*.png")) - set(written):
-        stale.unlink()
+    keep = {path.name for path in written}
+    for stale in listing(out, "preview-*.png"):
+        if stale.name not in keep:
+            stale.unlink()
     return written
 
 
-def write_report(evaluation: Evaluation, metrics_path: str | Path, out: str | Path) -> list[Path]:
+def write_report(
+    evaluation: Evaluation, metrics_path: str | Location, out: str | Location
+) -> list[Location]:
     """Write every output of an evaluation; the paths written."""
-    out, metrics_path = Path(out), Path(metrics_path)
+    out, metrics_path = location(out), location(metrics_path)  # folders or fsspec URLs
     write_json(metrics_path, evaluation.metrics)
     write_csv(out / "samples.csv", evaluation.rows, ROW_HEAD)
     rows = headline(evaluation.metrics)
