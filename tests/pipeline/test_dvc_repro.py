@@ -143,6 +143,36 @@ def test_intermediate_data_stays_out_of_the_dvc_cache(project):
     assert shards["md5"][2:] in cached  # the shards are, to be pushed to a remote
 
 
+def test_the_shards_push_to_a_remote_and_pull_on_another_machine(project, tmp_path):
+    import shutil
+
+    from dicepipe.shards.manifest import verify_manifest
+    from tests.objectstore import s3_server
+
+    dvc = [sys.executable, "-m", "dvc"]
+    with s3_server() as store:
+        _run([*dvc, "remote", "add", "--local", "-d", "bucket", f"{store.url}/dvc"], project)
+        _run(
+            [*dvc, "remote", "modify", "--local", "bucket", "endpointurl", store.endpoint], project
+        )
+        try:
+            _run([*dvc, "push", "encode"], project)
+            other = tmp_path / "other-machine"  # the files git would bring, and the remote
+            other.mkdir()
+            for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore"):
+                shutil.copy2(project / name, other / name)
+            _run(["git", "init", "-q"], other)
+            _run([*dvc, "init", "-q"], other)
+            shutil.copy2(project / ".dvc" / "config.local", other / ".dvc" / "config.local")
+            _run([*dvc, "pull", "data/shards"], other)
+        finally:
+            (project / ".dvc" / "config.local").unlink()
+    assert verify_manifest(other / "data/shards") == []
+    pulled = sorted(p.name for p in (other / "data/shards").glob("*.parquet"))
+    assert pulled == sorted(p.name for p in (project / "data/shards").glob("*.parquet"))
+    assert not (other / "data/work").exists()  # intermediate data is never pushed
+
+
 def test_changing_an_encode_param_reruns_only_encode(project):
     params_path = project / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
