@@ -16,6 +16,7 @@ from dicepipe.evaluate.report import write_report
 from dicepipe.evaluate.run import evaluate_model
 from dicepipe.imageio import decode_image
 from dicepipe.params.evaluate import BenchmarkParams, EvalSamplingParams, EvaluateParams
+from dicepipe.shards.preview import HEADER_PX
 from stages.evaluate import main as stage_main
 from tests.evaluate.fixtures import gradient_rgb, png_bytes, write_archive, write_split
 from tests.evaluate.tiny import EVAL_TASKS, fast_params, save_model, write_params
@@ -74,7 +75,7 @@ def test_plots_and_previews_are_pngs(run):
     assert decode_image((out / "bars.png").read_bytes()).rgb.shape[1] > 500
     for task in EVAL_TASKS:
         preview = decode_image((out / f"preview-{task}.png").read_bytes()).rgb
-        assert preview.shape == (2 * 128 + 4, 3 * 128 + 2 * 4, 3)  # 2 rows of 3 tiles
+        assert preview.shape == (HEADER_PX + 2 * 128 + 4, 3 * 128 + 2 * 4, 3)  # titles, 2 rows
     info = json.loads((out / "run.json").read_text())
     assert info["resolution"] == 16 and info["sampling"]["steps"] == 2
     assert out / "bars.png" in written

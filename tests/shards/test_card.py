@@ -16,6 +16,7 @@ from dicepipe.shards.card import (
     write_card,
 )
 from dicepipe.shards.manifest import verify_manifest, write_manifest
+from dicepipe.shards.preview import HEADER_PX
 from dicepipe.shards.writer import image_cell, write_shard
 from dicepipe.tasks import TASK_PROMPTS
 
@@ -97,7 +98,7 @@ def test_previews_show_image_and_target_with_points(shards):
     for task in ("depth", "normal", "point_segmentation"):
         assert f"![{task}](preview-{task}.png)" in text
         picture = decode_image((folder / f"preview-{task}.png").read_bytes()).rgb
-        assert picture.shape == (2 * 160 + 4, 2 * 160 + 4, 3)  # two rows of image | target
+        assert picture.shape == (HEADER_PX + 2 * 160 + 4, 2 * 160 + 4, 3)  # image | target
     red = lambda rgb: bool(((rgb == (255, 0, 0)).all(axis=2)).any())  # noqa: E731
     assert red(decode_image((folder / "preview-point_segmentation.png").read_bytes()).rgb)
     assert not red(decode_image((folder / "preview-depth.png").read_bytes()).rgb)

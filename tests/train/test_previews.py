@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dicepipe.shards.preview import HEADER_PX
 from dicepipe.tasks import SHARD_TASKS
 from dicepipe.train.build import loader_params
 from dicepipe.train.loop import train
@@ -20,7 +21,7 @@ def test_a_run_writes_a_preview_grid_every_n_steps(make_params):
     assert sorted(p.name for p in folder.iterdir()) == ["step-000002.png", "step-000004.png"]
     picture = np.asarray(Image.open(folder / "step-000004.png"))
     rows = len(SHARD_TASKS)  # one example of every task
-    assert picture.shape == (rows * TILE + (rows - 1) * 4, 3 * TILE + 2 * 4, 3)
+    assert picture.shape == (HEADER_PX + rows * TILE + (rows - 1) * 4, 3 * TILE + 2 * 4, 3)
 
 
 def test_the_preview_examples_are_fixed_and_cover_every_task(make_params):

@@ -129,7 +129,8 @@ def write_previews(out: Location, previews: dict[str, list[list[Any]]]) -> list[
     for task, rows in previews.items():
         if rows:
             path = out / f"preview-{task}.png"
-            data = encode_png(grid(rows, tile=128))
+            titles = ("input", "ground truth", "prediction")
+            data = encode_png(grid(rows, tile=128, titles=titles))
             atomic_write(path, lambda handle, data=data: handle.write(data))
             written.append(path)
     keep = {path.name for path in written}

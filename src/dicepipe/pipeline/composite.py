@@ -279,5 +279,5 @@ def write_preview(out_dir: Location, path: Location, limit: int = 6) -> None:
             image, alpha, target = (decode_image(row[c]).rgb for c in ("image", "alpha", "target"))
             rows.append([image, alpha, draw_points(target, row["points"])])
     if rows:
-        picture = grid(rows)
+        picture = grid(rows, titles=("composite", "alpha", "mask + points"))
         atomic_write(path, lambda handle: handle.write(encode_png(picture)))

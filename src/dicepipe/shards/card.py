@@ -298,7 +298,7 @@ def write_previews(
             image, target = (decode_image(row[c]["bytes"]).rgb for c in ("image", "target"))
             points = row["points"] or []
             tiles.append([draw_points(image, points), draw_points(target, points)])
-        picture = grid(tiles)
+        picture = grid(tiles, titles=("image", f"{task} target"))
         names[task] = f"preview-{task}.png"
         data = encode_png(picture)
         atomic_write(shards_dir / names[task], lambda handle, data=data: handle.write(data))

@@ -34,16 +34,41 @@ def draw_points(rgb: np.ndarray, points: Sequence[Sequence[float]]) -> np.ndarra
     return out
 
 
-def grid(rows: Sequence[Sequence[np.ndarray]], tile: int = 160, gap: int = 4) -> np.ndarray:
-    """Stack rows of images into one RGB picture, each image fitted into a square tile."""
+HEADER_PX = 22  # height of the band of column titles
+
+
+def grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    tile: int = 160,
+    gap: int = 4,
+    titles: Sequence[str] = (),
+) -> np.ndarray:
+    """Stack rows of images into one RGB picture, each image fitted into a square tile;
+    `titles` name the columns in a band above them."""
     if not rows:
         raise ValueError("a preview grid needs at least one row")
     columns = max(len(row) for row in rows)
-    height = len(rows) * tile + (len(rows) - 1) * gap
+    if len(titles) > columns:
+        raise ValueError(f"{len(titles)} titles for {columns} columns")
+    band = HEADER_PX if titles else 0
+    height = band + len(rows) * tile + (len(rows) - 1) * gap
     width = columns * tile + (columns - 1) * gap
     canvas = np.full((height, width, 3), 255, np.uint8)
+    for c, title in enumerate(titles):
+        _write_title(canvas, title, c * (tile + gap), tile)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            top, left = r * (tile + gap), c * (tile + gap)
+            top, left = band + r * (tile + gap), c * (tile + gap)
             canvas[top : top + tile, left : left + tile] = fit_tile(image, tile)
     return canvas
+
+
+def _write_title(canvas: np.ndarray, text: str, left: int, width: int) -> None:
+    """`text` centred in the header band over the column starting at `left` (shrunk to fit)."""
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
+    (text_w, text_h), _ = cv2.getTextSize(text, font, scale, thickness)
+    if text_w > width - 4:
+        scale *= (width - 4) / text_w
+        (text_w, text_h), _ = cv2.getTextSize(text, font, scale, thickness)
+    origin = (left + (width - text_w) // 2, (HEADER_PX + text_h) // 2)
+    cv2.putText(canvas, text, origin, font, scale, (0, 0, 0), thickness, cv2.LINE_AA)

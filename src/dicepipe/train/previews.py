@@ -82,7 +82,7 @@ class PreviewSet:
             points = self.batch["points"][i][self.batch["point_mask"][i]].tolist()
             shown = draw_points(image, points) if points else image
             rows.append([shown, to_uint8(self.batch["target"][i]), to_uint8(predictions[i])])
-        return grid(rows, tile=TILE)
+        return grid(rows, tile=TILE, titles=("input", "target", "prediction"))
 
     def log(self, model: Any, space: Any, live_dir: Path, step: int, flow: TrainFlowParams) -> Path:
         """Write the grid of `step` as DVCLive's image `preview/step-<step>.png`; its path."""
