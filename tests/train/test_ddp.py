@@ -13,6 +13,7 @@ import yaml
 
 from dicepipe.model import DiceptionModel
 from dicepipe.train.distributed import state_checksum
+from dicepipe.train.loop import train
 
 STAGE = Path(__file__).resolve().parents[2] / "stages" / "train.py"
 
@@ -23,6 +24,8 @@ def _trace(output: Path, rank: int) -> tuple[list[dict], str]:
 
 
 def test_two_ranks_read_disjoint_samples_and_end_with_the_same_weights(make_params, tmp_path):
+    """Then one process resumes their checkpoint: another world size, with RNG files of ranks
+    it does not have (each rank's noise is seeded by seed, rank and step, not by them)."""
     params, loader = make_params("ddp", steps=3, checkpoint_every=2, trace=True)
     path = tmp_path / "params.yaml"
     sections = {"train": dataclasses.asdict(params), "loader": dataclasses.asdict(loader)}
@@ -53,3 +56,7 @@ def test_two_ranks_read_disjoint_samples_and_end_with_the_same_weights(make_para
         "loader-rank0.json",
         "loader-rank1.json",
     }
+
+    resumed = dataclasses.replace(params, steps=5, resume="latest", trace=False)
+    again = train(resumed, loader)
+    assert again["resumed_from"] == 3 and again["world_size"] == 1 and again["steps"] == 5
