@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -105,6 +107,21 @@ def test_encoding_again_from_scratch_gives_the_same_bytes(project, tmp_path):
 def test_second_repro_has_nothing_to_do(project):
     output = _run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage" not in output
+
+
+def test_a_checkout_with_new_file_times_keeps_the_samples_hash(project):
+    """Listings are keyed by mtime: a re-run of `sample` on touched inputs writes new ones,
+    which `.dvcignore` keeps out of the output's hash, so nothing downstream re-runs."""
+    listings = project / "data/work/samples/listings"
+    before = set(listings.iterdir())
+    later = time.time() + 60
+    for path in (project / "data/sample").rglob("*"):
+        if path.suffix in {".json", ".tar"}:
+            os.utime(path, (later, later))
+    _run([sys.executable, "-m", "dvc", "repro", "-f", "-s", "sample"], project)
+    assert set(listings.iterdir()) > before  # new identities, new listings
+    status = json.loads(_run([sys.executable, "-m", "dvc", "status", "--json"], project))
+    assert not {"sample", "label", "composite", "encode"} & set(status)
 
 
 # `dvc repro` in this interpreter with an audit hook listing every file it opens under data/.
