@@ -19,6 +19,7 @@ from dicepipe.runtime import flow_main, publish_summary, run_tasks
 from dicepipe.shards.card import write_card
 from dicepipe.shards.manifest import rows_per_source, write_manifest
 from dicepipe.storage import Location, location, write_json
+from dicepipe.targets.layout_colors import instance_color_note
 
 
 @task(cache_policy=NO_CACHE)
@@ -66,6 +67,7 @@ def encode_flow(
         shards_dir,
         entries,
         sources=dict(sorted(sources.items())),
+        instance_colors=instance_color_note(params.colors.scheme, params.colors.min_black_distance),
     )
     summary = {**accounting, "encode_reasons": reasons(work_dir)}
     write_json(work_dir / "summary.json", summary)

@@ -16,6 +16,10 @@ def test_repository_params_load():
     encode = load_params(EncodeParams, REPO / "params.yaml")
     assert encode.depth.quantiles == (0.02, 0.98)
     assert isinstance(encode.colors.min_distance, float)
+    assert encode.colors.scheme == "layout"  # the one-step demo model; the paper's: random
+    assert parse({}, EncodeParams, "encode").colors.scheme == "random"
+    with pytest.raises(ConfigError, match=r"encode.colors.scheme: 'rainbow' is not allowed"):
+        parse({"colors": {"scheme": "rainbow"}}, EncodeParams, "encode")
 
 
 def test_defaults_fill_missing_keys():
@@ -85,3 +89,14 @@ def test_an_exponent_without_a_dot_is_a_float_as_written():
     data = yaml.safe_load("lr: 2e-5")
     assert data == {"lr": "2e-5"}  # YAML 1.1 reads it as a string
     assert parse(data, TrainParams, "train").lr == 2e-5
+
+
+def test_pose_discs_scale_with_the_short_side_when_a_reference_is_given():
+    fixed = parse({}, EncodeParams, "encode").pose
+    assert fixed.sizes(72, 96) == fixed.sizes(480, 640) == (4, 3)
+    scaled = parse({"pose": {"reference_side": 144}}, EncodeParams, "encode").pose
+    assert scaled.sizes(144, 192) == (4, 3)  # the held-out scenes' size: the encoder's pixels
+    assert scaled.sizes(72, 96) == (2, 2) and scaled.sizes(480, 640) == (13, 10)
+    assert scaled.sizes(10, 10) == (1, 1)  # never below one pixel
+    with pytest.raises(ConfigError, match=r"encode.pose: pose.reference_side must be >= 1"):
+        parse({"pose": {"reference_side": 0}}, EncodeParams, "encode")

@@ -153,3 +153,19 @@ def test_the_shards_baseline_averages_decoded_depth_and_normal_targets(tmp_path)
     _target_shard(empty / "b.parquet", rows[3:])
     with pytest.raises(ValueError, match="no depth and normal targets"):
         build_baselines(BaselineParams(source="shards", shards=str(empty)), heldout)
+
+
+def test_layout_coloured_entity_targets_decode_as_well(tmp_path):
+    from dicepipe.evaluate.objects import EntityScorer
+
+    heldout = HeldoutParams(n=2, width=192, height=144, people_prob=1.0)
+    params = fast_params(tmp_path, heldout=heldout, entity_colors="layout")
+    baselines = build_baselines(params.baseline, params.heldout)
+    scorer = EntityScorer(params, baselines, "heldout")
+    for index, sample in enumerate(read_heldout(params.heldout)):
+        for query in scorer.queries(index, sample):
+            target = scorer.target(sample, query)
+            colours = {tuple(c) for c in target.reshape(-1, 3)} - {(0, 0, 0)}
+            assert len(colours) == len(sample.instances.masks)  # one colour per instance
+            scorer.add(sample, query, target)
+    assert scorer.summary()["model"]["AP"] > 0.9

@@ -41,6 +41,8 @@ def test_repro_writes_loadable_shards_with_a_true_manifest(project):
     manifest = read_manifest(project / "data/shards")
     assert verify_manifest(project / "data/shards") == []
     assert set(manifest["tasks"]) == set(SHARD_TASKS)
+    # what the loader needs to mirror the entity targets params.yaml colours by layout
+    assert manifest["instance_colors"] == {"scheme": "layout", "channel_floor": 47}
     files = sorted(str(p) for p in (project / "data/shards").glob("*.parquet"))
     loaded = datasets.load_dataset("parquet", data_files=files, split="train")
     assert len(loaded) == manifest["rows"]

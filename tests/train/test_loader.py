@@ -309,3 +309,33 @@ def test_hflip_mirrors_image_target_and_points_by_a_seeded_draw(shards):
     assert torch.equal(flipped["image"], plain["image"].flip(-1))
     assert torch.equal(flipped["target"], plain["target"].flip(-1))
     assert torch.allclose(flipped["points"][:2], torch.tensor([[0.75, 0.5], [0.5, 0.5]]))
+
+
+def test_the_manifest_tells_how_instance_targets_mirror(tmp_path):
+    from dicepipe.train.loader import layout_floor
+
+    assert layout_floor(tmp_path) is None  # no manifest: plain flips
+    (tmp_path / "manifest.json").write_text('{"instance_colors": {"scheme": "random"}}')
+    assert layout_floor(tmp_path) is None
+    note = '{"instance_colors": {"scheme": "layout", "channel_floor": 47}}'
+    (tmp_path / "manifest.json").write_text(note)
+    assert layout_floor(tmp_path) == 47
+
+
+def test_a_layout_coloured_entity_target_mirrors_its_centroid_colour(shards):
+    from dicepipe.shards.manifest import shard_paths
+
+    def first(prob: float, floor: int | None) -> dict:
+        dataset = TaskMixingDataset(
+            shard_paths(shards),
+            {"entity_segmentation": 1.0},
+            steps=1,
+            hflip_prob=prob,
+            layout_floor=floor,
+        )
+        return next(iter(dataset))
+
+    plain, flipped = first(0.0, None), first(1.0, 47)
+    mirrored = plain["target"].flip(-1)
+    assert torch.equal(flipped["target"][1:], mirrored[1:])  # G and B stay
+    assert not torch.equal(flipped["target"][0], mirrored[0])  # R follows the mirrored centroid

@@ -136,11 +136,13 @@ class EntityScorer(Scorer):
         return self.rows(sample, query, figures["model"], figures["baseline"])
 
     def target(self, sample: BenchmarkSample, query: Query) -> np.ndarray:
-        """The instances in seeded random colours."""
+        """The instances in the colours the model learnt (`evaluate.entity_colors`)."""
         from dicepipe.targets.segmentation import encode_instances
 
         assert sample.instances is not None
-        return encode_instances(list(sample.instances.masks), np.random.default_rng(0))[0]
+        masks = list(sample.instances.masks)
+        scheme = self.params.entity_colors
+        return encode_instances(masks, np.random.default_rng(0), scheme=scheme)[0]
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """COCO segm AP / AR (class-agnostic) per system."""

@@ -127,6 +127,9 @@ class EvaluateParams:
         "pose",
     )
     depth_space: Literal["disparity", "depth"] = "disparity"  # encode.depth.space of training
+    # encode.colors.scheme of training: the colours of the entity targets previews show beside
+    # the predictions (AP compares masks, not colours)
+    entity_colors: Literal["random", "layout"] = "random"
     point_counts: tuple[int, ...] = (1, 5)
     max_prompted_masks: int = bounded(8, lo=1)  # largest masks prompted per image
     min_mask_area: int = bounded(16, lo=1)  # smaller masks are never prompted

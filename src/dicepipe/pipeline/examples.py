@@ -126,7 +126,7 @@ def _pose_example(labels: ItemLabels) -> Built | None:
     keypoints = _keypoints(labels.annotations, labels.item["height"], labels.item["width"])
     if keypoints is None:
         return None
-    return (*_pose_target(keypoints, labels.item), ANNOTATION_TEACHER)
+    return (*_pose_target(keypoints, labels.item, labels.params), ANNOTATION_TEACHER)
 
 
 # One builder per task of the registry that the encode stage makes (`TaskSpec.in_shards`).
@@ -236,7 +236,7 @@ def _entity_target(
     params: EncodeParams,
     categories: dict[int, int] | None,
 ) -> tuple[np.ndarray, list, dict]:
-    """Entity (categories None) or semantic target: a seeded random colour per instance."""
+    """Entity (categories None) or semantic target: a colour per instance (encode.colors)."""
 
     task = "entity_segmentation" if categories is None else "semantic_segmentation"
     ids = [annotation_id for annotation_id, _ in masks]
@@ -244,6 +244,7 @@ def _entity_target(
         [mask for _, mask in masks],
         item_rng(params.seed, key, task),
         categories=None if categories is None else [categories[i] for i in ids],
+        scheme=params.colors.scheme,
         min_black_distance=params.colors.min_black_distance,
         min_distance=params.colors.min_distance,
     )
@@ -285,6 +286,11 @@ def _keypoints(annotations: list[dict[str, Any]], height: int, width: int) -> np
     return array.astype(np.float32)
 
 
-def _pose_target(keypoints: np.ndarray, item: dict[str, Any]) -> tuple[np.ndarray, list, dict]:
-    target = encode_pose(keypoints, item["height"], item["width"])
+def _pose_target(
+    keypoints: np.ndarray, item: dict[str, Any], params: EncodeParams
+) -> tuple[np.ndarray, list, dict]:
+    radius, thickness = params.pose.sizes(item["height"], item["width"])
+    target = encode_pose(
+        keypoints, item["height"], item["width"], radius=radius, thickness=thickness
+    )
     return target, [], {"keypoints": keypoints.round(2).tolist()}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
 from dicepipe.sampling import point_count, prompt_points
 from dicepipe.targets._checks import as_bool_mask, check_generator
 from dicepipe.targets.colors import instance_colors
+from dicepipe.targets.layout_colors import layout_colors
 
 WHITE = (255, 255, 255)
 
@@ -33,11 +35,14 @@ def encode_instances(
     *,
     categories: Sequence[int | str] | None = None,
     shape: tuple[int, int] | None = None,
+    scheme: Literal["random", "layout"] = "random",
     **color_kwargs: float,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Paint boolean masks (H, W) in random colours on black; return (target, table).
+    """Paint boolean masks (H, W) in distinct colours on black; return (target, table).
 
-    Colour i (from `instance_colors(len(masks), rng, **color_kwargs)`) belongs to masks[i].
+    Colour i belongs to masks[i]: with scheme "random" (DICEPTION) it is drawn by
+    `instance_colors(len(masks), rng, **color_kwargs)`; with "layout" it encodes the
+    instance's visible centroid and size (`layout_colors`) and `rng` is not drawn from.
     Where masks overlap the smaller mask is painted on top (larger masks first, ties by
     index), so small objects stay visible. `table[i]` is {"instance": i, "color": [r, g, b],
     "category": categories[i] (only when given), "area": visible pixels}; a fully hidden
@@ -48,11 +53,17 @@ def encode_instances(
     n, height, width = stack.shape
     if categories is not None and len(categories) != n:
         raise ValueError(f"got {len(categories)} categories for {n} masks")
-    colours = instance_colors(n, rng, **color_kwargs)
     owner = np.full((height, width), -1, dtype=np.int64)
     areas = stack.sum(axis=(1, 2))
-    for i in sorted(range(n), key=lambda j: (-int(areas[j]), j)):
+    order = sorted(range(n), key=lambda j: (-int(areas[j]), j))
+    for i in order:
         owner[stack[i]] = i
+    if scheme == "random":
+        colours = instance_colors(n, rng, **color_kwargs)
+    elif scheme == "layout":
+        colours = layout_colors(owner, n, order, **color_kwargs)
+    else:
+        raise ValueError(f"unknown colour scheme {scheme!r}; use 'random' or 'layout'")
     target = np.zeros((height, width, 3), dtype=np.uint8)
     painted = owner >= 0
     target[painted] = colours[owner[painted]]

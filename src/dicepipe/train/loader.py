@@ -37,6 +37,7 @@ goes on without repeating or skipping a row.
 from __future__ import annotations
 
 import bisect
+import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from dicepipe.imageio import resize_square
 from dicepipe.sampling import stable_hash
 from dicepipe.shards.manifest import MANIFEST_NAME, shard_paths
-from dicepipe.storage import digest_of
+from dicepipe.storage import digest_of, location
 from dicepipe.tasks import TASK_NAMES
 from dicepipe.train.augment import maybe_flip
 
@@ -81,8 +82,6 @@ def shard_locations(shards: str | Path) -> list[str]:
     `*.parquet` under it."""
     if not is_url(shards):
         return [str(p) for p in shard_paths(shards)]
-    import json
-
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(str(shards))
@@ -92,6 +91,16 @@ def shard_locations(shards: str | Path) -> list[str]:
         with fs.open(manifest, "rb") as handle:
             return [f"{base}/{e['path']}" for e in json.load(handle)["shards"]]
     return [f"{base}/{Path(p).name}" for p in sorted(fs.glob(f"{root.rstrip('/')}/*.parquet"))]
+
+
+def layout_floor(shards: str | Path) -> int | None:
+    """The channel floor of the shards' layout-coloured instance targets (their manifest's
+    `instance_colors`), or None: random colours, or no manifest to say otherwise."""
+    manifest = location(str(shards)) / MANIFEST_NAME
+    if not manifest.exists():
+        return None
+    colours = json.loads(manifest.read_text()).get("instance_colors", {})
+    return int(colours["channel_floor"]) if colours.get("scheme") == "layout" else None
 
 
 def index_shards(paths: Sequence[str | Path]) -> tuple[list[tuple[str, int]], dict[str, Groups]]:
@@ -246,6 +255,7 @@ class TaskMixingDataset(IterableDataset):
         resolution: int | None = None,
         steps: int | None = None,
         hflip_prob: float = 0.0,
+        layout_floor: int | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
@@ -253,6 +263,7 @@ class TaskMixingDataset(IterableDataset):
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers, self.resolution, self.steps = num_workers, resolution, steps
         self.hflip_prob = float(hflip_prob)
+        self.layout_floor = layout_floor
         self.weights = {t: float(w) for t, w in sorted(weights.items()) if w > 0}
         self.blocks, self.tasks = index_shards(self.paths)
         self.sizes = {t: sum(len(r) for _, r in g) for t, g in self.tasks.items()}
@@ -369,7 +380,7 @@ class TaskMixingDataset(IterableDataset):
         if self.hflip_prob > 0:
             rng = np.random.default_rng([self.seed, partition, position, 0xF119])
             image, target, raw_points = maybe_flip(
-                cells["task"], image, target, raw_points, self.hflip_prob, rng
+                cells["task"], image, target, raw_points, self.hflip_prob, rng, self.layout_floor
             )
         points, mask = padded_points(raw_points)
         return {
@@ -504,7 +515,8 @@ def make_loader(
 ) -> torch.utils.data.DataLoader:
     """A DataLoader over `params.shards` (LoaderParams) for one rank; its dataset is `.dataset`.
 
-    `hflip_prob`: the chance that an example is mirrored (train.hflip_prob).
+    `hflip_prob`: the chance that an example is mirrored (train.hflip_prob); the manifest
+    says how instance targets are coloured, hence how they mirror.
     """
     dataset = TaskMixingDataset(
         shard_locations(params.shards),
@@ -515,6 +527,7 @@ def make_loader(
         num_workers=params.num_workers,
         resolution=params.resolution,
         hflip_prob=hflip_prob,
+        layout_floor=layout_floor(params.shards) if hflip_prob > 0 else None,
     )
     return torch.utils.data.DataLoader(
         dataset, batch_size=params.batch_size, num_workers=params.num_workers
