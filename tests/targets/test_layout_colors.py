@@ -48,9 +48,11 @@ def test_close_instances_stay_apart_and_decode_separately():
 
 
 def test_many_instances_always_finish_and_shrink_the_spacing():
-    owner = np.arange(400).reshape(20, 20)
-    colours = layout_colors(owner, 400, list(range(400)))
-    assert colours.shape == (400, 3) and colours.dtype == np.uint8
+    owner = np.arange(100).reshape(10, 10)  # more instances than 60-apart colours exist
+    colours = layout_colors(owner, 100, list(range(100)))
+    assert colours.shape == (100, 3) and colours.dtype == np.uint8
+    gaps = np.linalg.norm(colours[:, None].astype(float) - colours[None].astype(float), axis=2)
+    assert gaps[np.triu_indices(100, 1)].min() < 60  # the spacing had to shrink
 
 
 def test_unknown_scheme_is_an_error():
