@@ -320,6 +320,9 @@ def test_the_manifest_tells_how_instance_targets_mirror(tmp_path):
     note = '{"instance_colors": {"scheme": "layout", "channel_floor": 47}}'
     (tmp_path / "manifest.json").write_text(note)
     assert layout_floor(tmp_path) == 47
+    (tmp_path / "manifest.json").write_text('{"instance_colors": {"scheme": "layout"}}')
+    with pytest.raises(ValueError, match="layout instance_colors has no channel_floor"):
+        layout_floor(tmp_path)
 
 
 def test_a_layout_coloured_entity_target_mirrors_its_centroid_colour(shards):

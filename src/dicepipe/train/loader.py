@@ -50,7 +50,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from dicepipe.imageio import resize_square
 from dicepipe.sampling import stable_hash
-from dicepipe.shards.manifest import MANIFEST_NAME, shard_paths
+from dicepipe.shards.manifest import MANIFEST_NAME, read_manifest, shard_paths
 from dicepipe.storage import digest_of, location
 from dicepipe.tasks import TASK_NAMES
 from dicepipe.train.augment import maybe_flip
@@ -96,11 +96,14 @@ def shard_locations(shards: str | Path) -> list[str]:
 def layout_floor(shards: str | Path) -> int | None:
     """The channel floor of the shards' layout-coloured instance targets (their manifest's
     `instance_colors`), or None: random colours, or no manifest to say otherwise."""
-    manifest = location(str(shards)) / MANIFEST_NAME
-    if not manifest.exists():
+    if not (location(str(shards)) / MANIFEST_NAME).exists():
         return None
-    colours = json.loads(manifest.read_text()).get("instance_colors", {})
-    return int(colours["channel_floor"]) if colours.get("scheme") == "layout" else None
+    colours = read_manifest(str(shards)).get("instance_colors", {})
+    if colours.get("scheme") != "layout":
+        return None
+    if "channel_floor" not in colours:
+        raise ValueError(f"{shards}: the manifest's layout instance_colors has no channel_floor")
+    return int(colours["channel_floor"])
 
 
 def index_shards(paths: Sequence[str | Path]) -> tuple[list[tuple[str, int]], dict[str, Groups]]:
