@@ -21,6 +21,25 @@ os.environ.setdefault("DICEPIPE_CACHE", str(REPO / ".cache"))
 import dicepipe.environment  # noqa: E402, F401 - applies the defaults above and the rest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> str:
+    """One Prefect API for the whole run, exported to every child process: a flow started in
+    a subprocess (`dvc repro`, `python flows/...`) reports to it instead of starting an
+    ephemeral server of its own, which costs ~10 s a flow."""
+    from dicepipe.runtime import share_ephemeral_api
+
+    return share_ephemeral_api()
+
+
+@pytest.fixture(scope="session")
+def repro_project(tmp_path_factory, prefect_api: str):
+    """One `dvc repro` of the sample for the session (`tests.project.QUICK_REPRO`): the
+    end-to-end tests use the copy, the scale-out test compares against its data."""
+    from tests.project import reproduce
+
+    return reproduce(tmp_path_factory.mktemp("repro"))
+
+
 @pytest.fixture(scope="module")
 def keep_torch_threads():
     """Labelling sets torch's thread count for the process (label.torch_threads); give the

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -33,6 +33,19 @@ QUICK_DATA = {
     ("sample", "synthetic", "per_unit"): 10,
     ("composite", "count"): 6,
     ("composite", "per_unit"): 3,
+}
+# Every stage on every source, each cut to a few units: the data stages as QUICK_DATA,
+# training, evaluation and finetune to a smoke size (finetune's pairs within those images).
+QUICK_REPRO = {
+    **QUICK_DATA,
+    ("train", "steps"): 6,
+    ("train", "checkpoint_every"): 3,
+    ("evaluate", "heldout", "n"): 2,
+    ("evaluate", "baseline", "scenes"): 4,
+    ("evaluate", "previews"): 2,
+    ("finetune", "examples"): 20,
+    ("finetune", "heldout"): 4,
+    ("finetune", "steps"): 6,
 }
 Overrides = Mapping[tuple[str, ...], Any]
 
@@ -115,3 +128,21 @@ def temporaries(folder: Path) -> list[str]:
     """Temporary files under `folder`: `storage.atomic_path`'s `.<name>.<random>.tmp` and any
     other `*.tmp` (DVC's own partial files are `<name>.<random>.tmp`)."""
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*.tmp"))
+
+
+class ReproducedProject(NamedTuple):
+    """A copy of the project after `dvc repro`, and what its data stages wrote, hashed then
+    (`data_digests`, DVC's `.gitignore` files left out): tests may change the copy later."""
+
+    root: Path
+    data: dict[str, str]
+
+
+def reproduce(folder: Path, overrides: Overrides = QUICK_REPRO) -> ReproducedProject:
+    """`dvc repro` in a new copy of the project under `folder` with `overrides`."""
+    root = copy_project(folder, overrides)
+    dvc("repro", cwd=root)
+    written = data_digests(root)
+    return ReproducedProject(
+        root, {k: v for k, v in written.items() if not k.endswith(".gitignore")}
+    )

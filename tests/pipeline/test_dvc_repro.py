@@ -13,24 +13,14 @@ import pytest
 import yaml
 
 from dicepipe.tasks import SHARD_TASKS
-from tests.project import copy_project
+from tests.project import QUICK_REPRO
 from tests.project import run as _run
-
-# The demo's data stages as they are; training and evaluation cut to a smoke size.
-QUICK = {
-    ("train", "steps"): 6,
-    ("train", "checkpoint_every"): 3,
-    ("evaluate", "heldout", "n"): 2,
-    ("evaluate", "baseline", "scenes"): 4,
-    ("evaluate", "previews"): 2,
-}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = copy_project(tmp_path_factory.mktemp("project"), QUICK)
-    _run([sys.executable, "-m", "dvc", "repro"], root)
-    return root
+def project(repro_project) -> Path:
+    """The session's `dvc repro` of the sample (QUICK_REPRO); the tests below change it."""
+    return repro_project.root
 
 
 def test_repro_writes_loadable_shards_with_a_true_manifest(project):
@@ -56,7 +46,7 @@ def test_repro_trains_and_evaluates_the_model_beside_the_baselines(project):
     model = DiceptionModel.from_pretrained(str(project / "runs/train/model"))
     assert model.tasks[:2] == ("depth", "normal") or list(model.tasks)[:2] == ["depth", "normal"]
     train = json.loads((project / "metrics/train.json").read_text())
-    assert train["steps"] == QUICK[("train", "steps")]
+    assert train["steps"] == QUICK_REPRO[("train", "steps")]
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     for task in ("depth", "normal", "point_segmentation", "entity_segmentation", "pose"):
         assert {"model", "baseline"} <= set(evaluation["heldout"][task])

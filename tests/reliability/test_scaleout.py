@@ -30,27 +30,6 @@ WORKERS = 2
 
 
 @contextmanager
-def prefect_api() -> Iterator[str]:
-    """A Prefect API server that the flows and every worker process report to."""
-    import os
-
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start()
-    saved = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        yield server.api_url
-    finally:
-        if saved is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = saved
-        server.stop()
-
-
-@contextmanager
 def dask_cluster(root: Path) -> Iterator[str]:
     """`dask scheduler` and `dask worker --nworkers 2` as separate processes on loopback,
     started in the project folder `root` with its environment; the scheduler's address."""
@@ -96,12 +75,11 @@ def _folder_args(stage: str, folders: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory) -> dict[str, Path]:
+def outputs(tmp_path_factory, prefect_api: str) -> dict[str, Path]:
+    """The data stages run on the cluster into the bucket, reporting to the session's Prefect
+    API (`prefect_api`, exported to the cluster's processes), and downloaded."""
     base = tmp_path_factory.mktemp("scaleout")
-    local = copy_project(base / "local", QUICK_DATA)
-    for stage in DATA_STAGES:
-        run([sys.executable, f"flows/{stage}.py"], local)
-    with s3_server() as store, prefect_api():
+    with s3_server() as store:
         remote = copy_project(base / "remote", QUICK_DATA)
         with dask_cluster(remote) as address:
             runner = {"kind": "dask", "dask_address": address}
@@ -122,12 +100,15 @@ def outputs(tmp_path_factory) -> dict[str, Path]:
         downloaded = base / "downloaded"
         fsspec.filesystem("s3").get(f"{store.url}/data/", f"{downloaded}/data/", recursive=True)
         assert urls  # every folder of the layout was a URL
-    return {"local": local, "remote": remote, "downloaded": downloaded}
+    return {"remote": remote, "downloaded": downloaded}
 
 
-def test_every_data_stage_writes_to_the_object_store_what_a_local_run_writes(outputs):
+def test_every_data_stage_writes_to_the_object_store_what_a_local_run_writes(
+    outputs, repro_project
+):
+    """The local run: the session's `dvc repro`, whose data stages have the same params."""
     card = "shards/README.md"  # says where to load the shards from: the folder or the URL
-    local = data_digests(outputs["local"], skip=(card,))
+    local = {name: digest for name, digest in repro_project.data.items() if name != card}
     remote = data_digests(outputs["downloaded"], skip=(card,))
     assert sorted(remote) == sorted(local)
     assert remote == local
