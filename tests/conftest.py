@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,23 @@ import dicepipe.environment  # noqa: E402, F401 - applies the defaults above and
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_api() -> str:
+def prefect_api() -> Iterator[str]:
     """One Prefect API for the whole run, exported to every child process: a flow started in
     a subprocess (`dvc repro`, `python flows/...`) reports to it instead of starting an
-    ephemeral server of its own, which costs ~10 s a flow."""
-    from dicepipe.runtime import share_ephemeral_api
+    ephemeral server of its own, which costs ~11 s a flow. A caller's PREFECT_API_URL wins."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    from prefect.server.api.server import SubprocessASGIServer
 
-    return share_ephemeral_api()
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -176,8 +176,15 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "--points", nargs="*", default=[], help="prompt points as x,y in pixels (at most 5)"
     )
     predict.add_argument("--steps", type=positive_int, default=28)
-    predict.add_argument("--guidance", type=float, default=2.0)
-    predict.add_argument("--one-step", action="store_true", help="one deterministic step")
+    predict.add_argument(
+        "--guidance", type=float, default=None, help="default: as the checkpoint was trained"
+    )
+    predict.add_argument(
+        "--one-step",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one deterministic step (default: as the checkpoint was trained)",
+    )
     predict.add_argument(
         "--resolution",
         type=positive_int,

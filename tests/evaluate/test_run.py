@@ -78,7 +78,27 @@ def test_plots_and_previews_are_pngs(run):
         assert preview.shape == (HEADER_PX + 2 * 128 + 4, 3 * 128 + 2 * 4, 3)  # titles, 2 rows
     info = json.loads((out / "run.json").read_text())
     assert info["resolution"] == 16 and info["sampling"]["steps"] == 2
+    assert info["sampling_warnings"] == []  # the folder has no training record to check
     assert out / "bars.png" in written
+
+
+def test_sampling_against_the_training_is_reported(tmp_path, capsys):
+    from dicepipe.model.folder import INFERENCE_FILE
+
+    save_model(tmp_path / "model", tasks=("depth",))
+    record = {"resolution": 16, "flow": {"deterministic": True, "prompt_dropout": 0.0}}
+    (tmp_path / "model" / INFERENCE_FILE).write_text(json.dumps(record))
+    params = fast_params(tmp_path, tasks=("depth",))  # 2 Euler steps, not the one it learnt
+    evaluation = evaluate_model(tmp_path / "model", params, progress=False)
+    write_report(evaluation, params.metrics, params.out)
+    warnings = json.loads((tmp_path / "metrics" / "eval" / "run.json").read_text())["warnings"]
+    sampling = [line for line in warnings if line.startswith("warning: evaluate.sampling: ")]
+    assert [line.split(": ", 2)[2].split(" (")[0] for line in sampling] == [
+        "many-step sampling of a model trained in the one-step mode",
+        "guidance 2 mixes in an unconditional prediction that this model never learnt",
+    ]
+    err = capsys.readouterr().err
+    assert all(line in err for line in sampling)
 
 
 def test_a_task_the_checkpoint_lacks_is_skipped_and_said_so(tmp_path):

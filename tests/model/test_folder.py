@@ -15,6 +15,8 @@ from dicepipe.model.folder import (
     ModelFolderError,
     load_model_folder,
     read_model_folder,
+    sampling_mismatches,
+    trained_sampling,
 )
 
 from .bad_folders import BAD_FOLDERS, break_folder
@@ -57,3 +59,31 @@ def test_each_broken_kind_raises_one_error_type_naming_the_file(good, tmp_path, 
         read_model_folder(tmp_path / "model")
     assert named in str(error.value) and message in str(error.value)
     assert isinstance(error.value, ConfigError)  # the stage entries' exit-2 error type
+
+
+@pytest.mark.parametrize(
+    ("flow", "one_step", "guidance"),
+    [
+        ({"deterministic": True, "prompt_dropout": 0.0}, True, 1.0),  # params.yaml
+        ({"deterministic": True, "prompt_dropout": 0.1}, True, 1.0),
+        ({"deterministic": False, "prompt_dropout": 0.1}, False, 2.0),  # params.paper.yaml
+        ({"deterministic": False, "prompt_dropout": 0.0}, False, 1.0),
+    ],
+)
+def test_the_training_record_gives_the_sampling(flow, one_step, guidance):
+    trained = trained_sampling({"resolution": 64, "flow": flow})
+    assert trained is not None
+    assert (trained.one_step, trained.guidance) == (one_step, guidance)
+    assert sampling_mismatches({"flow": flow}, one_step, guidance) == []
+
+
+def test_sampling_against_the_training_names_each_mismatch():
+    one_step = {"flow": {"deterministic": True, "prompt_dropout": 0.0}}
+    (steps, guidance) = sampling_mismatches(one_step, False, 2.0)
+    assert "trained in the one-step mode" in steps and "sample in one step" in steps
+    assert "guidance 2 mixes in" in guidance and "prompt_dropout 0" in guidance
+    many = {"flow": {"deterministic": False, "prompt_dropout": 0.1}}
+    (single,) = sampling_mismatches(many, True, 2.0)
+    assert "trained for many-step flow matching" in single
+    assert trained_sampling({"resolution": 64}) is None  # no record: nothing to say
+    assert sampling_mismatches({"resolution": 64}, True, 3.0) == []

@@ -151,3 +151,39 @@ def test_predict_resizes_its_input_exactly_as_the_training_loader():
         rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         trained = to_tensor(decode_rgb(encode_png(rgb), 48, nearest=False))
         assert torch.equal(to_input(rgb, 48)[0], trained)
+
+
+@pytest.fixture(scope="module")
+def one_step_checkpoint(tmp_path_factory, checkpoint) -> Path:
+    """The checkpoint, as trained by params.yaml: one-step mode, no prompt dropout."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("one-step") / "model"
+    shutil.copytree(checkpoint, folder)
+    info = {"resolution": 16, "flow": {"deterministic": True, "prompt_dropout": 0.0}}
+    (folder / INFERENCE_FILE).write_text(json.dumps(info))
+    return folder
+
+
+def test_sampling_follows_how_the_checkpoint_was_trained(one_step_checkpoint, tmp_path, capsys):
+    assert _predict(one_step_checkpoint, tmp_path, "--task", "depth", str(PHOTO)) == 0
+    record = json.loads((tmp_path / "predict.json").read_text())
+    assert (record["one_step"], record["steps"], record["guidance"]) == (True, 1, 1.0)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_sampling_against_the_training_is_kept_with_a_warning(
+    one_step_checkpoint, tmp_path, capsys
+):
+    args = ("--task", "depth", "--no-one-step", "--guidance", "2", str(PHOTO))
+    assert _predict(one_step_checkpoint, tmp_path, *args) == 0
+    record = json.loads((tmp_path / "predict.json").read_text())
+    assert (record["one_step"], record["steps"], record["guidance"]) == (False, 2, 2.0)
+    err = capsys.readouterr().err
+    assert "trained in the one-step mode" in err and "guidance 2 mixes in" in err
+
+
+def test_a_checkpoint_without_a_training_record_samples_as_diception(checkpoint, tmp_path):
+    assert _predict(checkpoint, tmp_path, "--task", "depth", str(PHOTO)) == 0
+    record = json.loads((tmp_path / "predict.json").read_text())
+    assert (record["one_step"], record["guidance"]) == (False, 2.0)

@@ -116,6 +116,8 @@ def test_the_effective_resolution_is_the_one_written_for_inference():
 
     info = inference_info(TrainParams(resolution=None), LoaderParams(resolution=64))
     assert info["resolution"] == 64 and info["vae"] is None
+    # how it was trained, which sets its sampling defaults (TrainFlowParams' defaults)
+    assert info["flow"] == {"deterministic": False, "prompt_dropout": 0.1}
     with pytest.raises(ConfigError, match="both null"):
         inference_info(TrainParams(resolution=None), LoaderParams(resolution=None))
 

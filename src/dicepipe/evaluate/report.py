@@ -151,7 +151,9 @@ def write_report(
     write_csv(out / "headline.csv", bars(rows), ("bar", "value"))
     write_png(out / "bars.png", bar_chart(rows))
     previews = write_previews(out, evaluation.previews)
-    warnings = empty_warnings(evaluation.metrics)
+    sampling = evaluation.info.get("sampling_warnings", [])
+    warnings = [f"warning: evaluate.sampling: {line}" for line in sampling]
+    warnings += empty_warnings(evaluation.metrics)
     for line in warnings:
         print(line, file=sys.stderr)
     info = {**evaluation.info, "skipped": evaluation.skipped, "warnings": warnings}

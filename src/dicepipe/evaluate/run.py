@@ -23,6 +23,7 @@ from dicepipe.evaluate.benchmarks.sample import BenchmarkSample
 from dicepipe.evaluate.predict import load_model, predict_queries
 from dicepipe.evaluate.scorers import make_scorers
 from dicepipe.evaluate.scoring import Query, Scorer
+from dicepipe.model.folder import sampling_mismatches
 from dicepipe.params.evaluate import BenchmarkParams, EvaluateParams
 
 CHUNK_IMAGES = 16  # images read, predicted and scored together
@@ -95,6 +96,10 @@ def evaluate_model(
         "resolution": loaded.resolution,
         "device": str(loaded.model.device),
         "sampling": vars(params.sampling),
+        # evaluate.sampling against how the model was trained: written with the report
+        "sampling_warnings": sampling_mismatches(
+            loaded.checked.info, params.sampling.one_step, params.sampling.guidance
+        ),
     }
     return evaluate_with(predictor, loaded.tasks, params, baselines, info, progress)
 

@@ -4,8 +4,9 @@ A model folder is self-contained (it can be moved or copied anywhere):
 
 - `config.json` + `diffusion_pytorch_model.safetensors`: the DiceptionModel (`save_pretrained`),
   its task names in the config and its task table in the weights;
-- `inference.json`: `{"resolution": <training side in pixels>, "vae": "vae" | null, ...}`,
-  the VAE named relative to the folder;
+- `inference.json`: `{"resolution": <training side in pixels>, "vae": "vae" | null, "flow":
+  {"deterministic", "prompt_dropout"}, ...}`, the VAE named relative to the folder; `flow`,
+  how it was trained, gives its sampling defaults (`trained_sampling`);
 - `vae/`: the SD3 VAE of a latent model (a copy of the pretrained one);
 - `prompts.safetensors` (latent models trained with text encoders): every registry task's
   prompt encoded by them, so a new task's row starts from its own prompt;
@@ -35,6 +36,53 @@ INFERENCE_FILE = "inference.json"
 VAE_DIR = "vae"
 PROMPTS_FILE = "prompts.safetensors"
 CARD_FILE = "README.md"
+
+
+@dataclass(frozen=True)
+class TrainedSampling:
+    """How a model's training says to sample it."""
+
+    one_step: bool  # trained in the one-step deterministic mode (train.flow.deterministic)
+    guidance: float  # 1: none; 2 (DICEPTION's) only where the unconditional branch was trained
+    guidance_trained: bool  # prompt dropout > 0: the unconditional branch exists
+
+
+def trained_sampling(info: dict[str, Any]) -> TrainedSampling | None:
+    """The sampling an `inference.json` implies: one step for a one-step model, guidance 1
+    unless flow matching trained the unconditional branch; None when it has no `flow` record
+    (folders written before it, or by hand)."""
+    flow = info.get("flow")
+    if not isinstance(flow, dict):
+        return None
+    one_step = bool(flow.get("deterministic", False))
+    guidance_trained = float(flow.get("prompt_dropout", 0.0)) > 0.0
+    guidance = 2.0 if guidance_trained and not one_step else 1.0
+    return TrainedSampling(one_step, guidance, guidance_trained)
+
+
+def sampling_mismatches(info: dict[str, Any], one_step: bool, guidance: float) -> list[str]:
+    """What is wrong with sampling a model folder (its `inference.json`) this way: each line
+    names the setting and what its training did; empty when it fits or is unknown."""
+    trained = trained_sampling(info)
+    if trained is None:
+        return []
+    found = []
+    if one_step and not trained.one_step:
+        found.append(
+            "one-step sampling of a model trained for many-step flow matching "
+            "(train.flow.deterministic false): one step gives a blurred mean; sample with steps"
+        )
+    if not one_step and trained.one_step:
+        found.append(
+            "many-step sampling of a model trained in the one-step mode "
+            "(train.flow.deterministic true): it only learnt t = 1; sample in one step"
+        )
+    if guidance != 1.0 and not trained.guidance_trained:
+        found.append(
+            f"guidance {guidance:g} mixes in an unconditional prediction that this model never "
+            "learnt (train.flow.prompt_dropout 0); use guidance 1"
+        )
+    return found
 
 
 class ModelFolderError(ConfigError):

@@ -7,7 +7,8 @@ A checkpoint is a model folder (`dicepipe.model.folder`), optionally with a LoRA
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,13 @@ from dicepipe.targets.normals import decode_normals
 from dicepipe.targets.segmentation import decode_point_mask
 
 from .diception import DiceptionModel
-from .folder import INFERENCE_FILE, LoadedModelFolder, load_model_folder
+from .folder import (
+    INFERENCE_FILE,
+    LoadedModelFolder,
+    load_model_folder,
+    sampling_mismatches,
+    trained_sampling,
+)
 from .points import MAX_POINTS
 from .sampler import predict
 
@@ -37,13 +44,14 @@ class PredictError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to sample: steps, guidance, one-step mode, resolution, seed and device."""
+    """How to sample: steps, guidance, one-step mode, resolution, seed and device. Guidance
+    and the one-step mode left None follow the checkpoint (`with_trained_sampling`)."""
 
     task: str
     steps: int = 28
-    guidance: float = 2.0
+    guidance: float | None = None
     shift: float = 3.0
-    one_step: bool = False
+    one_step: bool | None = None
     resolution: int | None = None  # None: the checkpoint's training resolution
     seed: int = 0
     device: str = "auto"
@@ -65,6 +73,22 @@ def load_checkpoint(
         load_lora(loaded.model, lora)
         loaded.model.eval()
     return loaded
+
+
+def with_trained_sampling(options: PredictOptions, info: dict[str, Any]) -> PredictOptions:
+    """`options` with the guidance and one-step mode left None taken from how the model was
+    trained (its `inference.json`; DICEPTION's 28 steps at guidance 2 when it does not say).
+    A setting given that does not fit the training is kept, with a warning on stderr."""
+    trained = trained_sampling(info)
+    one_step = options.one_step
+    if one_step is None:
+        one_step = trained.one_step if trained else False
+    guidance = options.guidance
+    if guidance is None:
+        guidance = trained.guidance if trained else 2.0
+    for line in sampling_mismatches(info, one_step, guidance):
+        print(f"warning: {line}", file=sys.stderr)
+    return replace(options, one_step=one_step, guidance=guidance)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -111,7 +135,10 @@ def predict_image(
     points: np.ndarray | None = None,
     resolution: int = 64,
 ) -> np.ndarray:
-    """The model's RGB prediction (H, W, 3) uint8 for one image and task."""
+    """The model's RGB prediction (H, W, 3) uint8 for one image and task (`options` with its
+    sampling resolved: `with_trained_sampling`)."""
+    if options.guidance is None or options.one_step is None:
+        raise ValueError("resolve the guidance and one-step mode first (with_trained_sampling)")
     if options.task not in model.tasks:
         known = ", ".join(model.tasks)
         hint = "" if options.lora else " (a finetuned task comes with its adapter: --lora DIR)"
@@ -209,6 +236,7 @@ def run_predict(
             normalised[path] = pixel_points(points, rgb.shape[1], rgb.shape[0])
     loaded = load_checkpoint(checkpoint, options.device, options.resolution, options.lora)
     model, space, resolution = loaded.model, loaded.space, loaded.resolution
+    options = with_trained_sampling(options, loaded.checked.info)
     out = Path(out_dir)
     written: list[Path] = []
     for path, rgb in rgbs.items():
@@ -219,6 +247,9 @@ def run_predict(
         "lora": options.lora,
         "task": options.task,
         "resolution": resolution,
+        "one_step": options.one_step,
+        "steps": 1 if options.one_step else options.steps,
+        "guidance": options.guidance,
     }
     write_json(out / "predict.json", {**record, "images": list(images)})
     return written

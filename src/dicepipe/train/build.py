@@ -154,8 +154,9 @@ def training_resolution(params: TrainParams, loader: LoaderParams) -> int:
 
 def inference_info(params: TrainParams, loader: LoaderParams) -> dict[str, Any]:
     """What a saved model folder's `inference.json` holds: the training resolution (resolved
-    and checked here, once), what it was trained on, and, as source paths that saving copies
-    into the folder, the VAE and the encoded prompts of a latent model (None in pixel space)."""
+    and checked here, once), what it was trained on, how (`flow`), and, as source paths that
+    saving copies into the folder, the VAE and the encoded prompts of a latent model (None in
+    pixel space)."""
     effective = loader_params(params, loader)
     manifest = Path(effective.shards) / MANIFEST_NAME
     info: dict[str, Any] = {
@@ -164,6 +165,11 @@ def inference_info(params: TrainParams, loader: LoaderParams) -> dict[str, Any]:
         "trained_on": {
             "shards": effective.shards,
             "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+        },
+        # how to sample it (dicepipe.model.folder.trained_sampling)
+        "flow": {
+            "deterministic": params.flow.deterministic,
+            "prompt_dropout": params.flow.prompt_dropout,
         },
     }
     if params.pretrained is not None:
