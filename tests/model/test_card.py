@@ -21,11 +21,21 @@ def test_the_card_names_the_data_the_params_and_the_final_metrics():
     assert text.startswith("---\nlibrary_name: diffusers\n")
     assert f"- manifest.json sha256: `{'ab' * 32}`" in text
     assert "- shards: `data/shards`" in text and "- resolution: 64 px, pixel space" in text
-    assert "- steps: 400\n- final_loss: 0.412346\n- train_time_s: 12.5" in text
+    assert "- steps: 400\n- final_loss: 0.412346\n- world_size: 1\n" in text
     blocks = text.split("```json\n")[1:]
-    assert json.loads(blocks[0].split("```")[0]) == METRICS
+    assert json.loads(blocks[0].split("```")[0]) == {
+        k: v for k, v in METRICS.items() if k != "train_time_s"
+    }
     assert json.loads(blocks[1].split("```")[0]) == params
     assert render_model_card(params, INFO, METRICS) == text  # pure: same inputs, same text
+
+
+def test_the_runs_timings_stay_out_of_the_card():
+    """The same training at another speed, or resumed, writes the same model folder."""
+    params = {"steps": 400}
+    slower = {**METRICS, "train_time_s": 99.0, "samples_per_s": 1.5, "resumed_from": 300}
+    assert render_model_card(params, INFO, slower) == render_model_card(params, INFO, METRICS)
+    assert "train_time_s" not in render_model_card(params, INFO, slower)
 
 
 def test_write_model_card_takes_the_train_section_dataclass(tmp_path):

@@ -63,6 +63,20 @@ def test_a_resumed_run_repeats_the_uninterrupted_losses_and_weights(make_params)
     assert state_checksum(a) == state_checksum(b)
 
 
+def test_a_rerun_of_a_finished_run_rewrites_the_same_model_folder(make_params):
+    from tests.project import digests
+
+    params, loader = make_params("finished", steps=3, checkpoint_every=3, resume="latest")
+    first = train(params, loader)
+    model = Path(params.output) / "model"
+    before = digests(model)
+    again = train(params, loader)  # resumes at step 3: no step runs
+    assert again["resumed_from"] == 3 and first["resumed_from"] == 0
+    assert again["step_time_s"] is None and again["samples_per_s"] is None
+    assert first["step_time_s"] > 0
+    assert digests(model) == before  # the card holds no timing of the run
+
+
 def test_resume_latest_ignores_temporary_and_incomplete_checkpoints(make_params):
     params, loader = make_params(steps=2, checkpoint_every=2)
     train(params, loader)

@@ -13,24 +13,21 @@ from dicepipe.storage import atomic_write
 
 from .folder import CARD_FILE
 
-_HEADLINE = (
-    "steps",
-    "first_loss",
-    "final_loss",
-    "train_time_s",
-    "samples_per_s",
-    "parameters",
-    "world_size",
-)
+_HEADLINE = ("steps", "first_loss", "final_loss", "parameters", "world_size")
+#: Figures of the run rather than of the model (wall times, speed, where it resumed): kept in
+#: the train metrics, left out of the card, so the same seed writes the same model folder.
+RUN_DEPENDENT = ("train_time_s", "step_time_s", "samples_per_s", "resumed_from")
 
 
 def render_model_card(
     params: Mapping[str, Any], inference: Mapping[str, Any], metrics: Mapping[str, Any]
 ) -> str:
     """The card's markdown from the training params, the folder's inference settings (the
-    resolution, and the shards with their manifest sha256) and the final train metrics."""
+    resolution, and the shards with their manifest sha256) and the final train metrics but
+    the run's own timings (`RUN_DEPENDENT`)."""
     trained_on = inference.get("trained_on") or {}
     sha = trained_on.get("manifest_sha256")
+    metrics = {k: v for k, v in metrics.items() if k not in RUN_DEPENDENT}
     headline = {k: metrics[k] for k in _HEADLINE if k in metrics}
     lines = [
         "---",

@@ -354,7 +354,8 @@ def run_figures(run: Run, start: int, timing: Timing, wall: float) -> dict[str, 
         "global_batch": run.global_batch,
         "parameters": count_parameters(bare),
         "trainable_parameters": count_parameters(bare, trainable_only=True),
-        "step_time_s": seconds / max(timing.steps, 1),
-        "samples_per_s": run.global_batch * timing.steps / seconds,
+        # None when this process ran no step (resumed at the last checkpoint)
+        "step_time_s": seconds / timing.steps if timing.steps else None,
+        "samples_per_s": run.global_batch * timing.steps / seconds if timing.steps else None,
         "train_time_s": wall,
     }
