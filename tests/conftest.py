@@ -44,7 +44,7 @@ def prefect_api() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def repro_project(tmp_path_factory, prefect_api: str):
-    """One `dvc repro` of the sample for the session (`tests.project.QUICK_REPRO`): the
+    """One `dvc repro` of the sample for the whole test run (`tests.project.QUICK_REPRO`): the
     end-to-end tests use the copy, the scale-out test compares against its data."""
     from tests.project import reproduce
 

@@ -19,7 +19,7 @@ from tests.project import run as _run
 
 @pytest.fixture(scope="module")
 def project(repro_project) -> Path:
-    """The session's `dvc repro` of the sample (QUICK_REPRO); the tests below change it."""
+    """The test run's `dvc repro` of the sample (QUICK_REPRO); the tests below change it."""
     return repro_project.root
 
 

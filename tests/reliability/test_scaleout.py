@@ -76,7 +76,7 @@ def _folder_args(stage: str, folders: dict[str, str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory, prefect_api: str) -> dict[str, Path]:
-    """The data stages run on the cluster into the bucket, reporting to the session's Prefect
+    """The data stages run on the cluster into the bucket, reporting to the test run's Prefect
     API (`prefect_api`, exported to the cluster's processes), and downloaded."""
     base = tmp_path_factory.mktemp("scaleout")
     with s3_server() as store:
@@ -106,7 +106,7 @@ def outputs(tmp_path_factory, prefect_api: str) -> dict[str, Path]:
 def test_every_data_stage_writes_to_the_object_store_what_a_local_run_writes(
     outputs, repro_project
 ):
-    """The local run: the session's `dvc repro`, whose data stages have the same params."""
+    """The local run: the test run's `dvc repro`, whose data stages have the same params."""
     card = "shards/README.md"  # says where to load the shards from: the folder or the URL
     local = {name: digest for name, digest in repro_project.data.items() if name != card}
     remote = data_digests(outputs["downloaded"], skip=(card,))
