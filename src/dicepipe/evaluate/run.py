@@ -23,7 +23,6 @@ from dicepipe.evaluate.benchmarks.sample import BenchmarkSample
 from dicepipe.evaluate.predict import load_model, predict_queries
 from dicepipe.evaluate.scorers import make_scorers
 from dicepipe.evaluate.scoring import Query, Scorer
-from dicepipe.model.folder import sampling_mismatches
 from dicepipe.params.evaluate import BenchmarkParams, EvaluateParams
 
 CHUNK_IMAGES = 16  # images read, predicted and scored together
@@ -78,6 +77,8 @@ def evaluate_model(
     progress: bool = True,
 ) -> Evaluation:
     """Score the model folder on every benchmark of `params` (see the module docstring)."""
+    from dicepipe.model.folder import sampling_mismatches  # the model package imports torch
+
     if params.threads is not None:
         import torch
 
