@@ -18,6 +18,7 @@ from dicepipe.train.optim import (
     BITSANDBYTES_MISSING,
     adamw_class,
     averaged_weights,
+    can_fuse,
     make_ema,
     make_optimizer,
     make_scheduler,
@@ -37,6 +38,33 @@ def test_warmup_then_cosine_follows_diffusers_schedule():
     assert rates[:3] == [0.0, 0.5, 1.0]
     assert rates[3] == pytest.approx(0.9619397662556434)  # 0.5 * (1 + cos(pi / 8))
     assert rates == sorted(rates[:3]) + sorted(rates[3:], reverse=True)
+
+
+def test_adamw_is_fused_and_steps_as_the_loop_over_tensors_does():
+    torch.manual_seed(0)
+    start = [torch.randn(3, 4), torch.randn(4)]
+    grads = [torch.randn(3, 4), torch.randn(4)]
+    weights = {}
+    for fused in (True, False):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        if fused:
+            optimizer = make_optimizer(TrainParams(lr=0.1, weight_decay=0.01), params)
+            assert optimizer.defaults["fused"] is True
+        else:
+            optimizer = torch.optim.AdamW(params, lr=0.1, weight_decay=0.01, foreach=False)
+        for _ in range(3):
+            for param, grad in zip(params, grads, strict=True):
+                param.grad = grad.clone()
+            optimizer.step()
+        weights[fused] = params
+    for a, b in zip(weights[True], weights[False], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_only_floating_parameters_on_cpu_or_cuda_are_fused():
+    assert can_fuse([torch.nn.Parameter(torch.ones(2))])
+    assert not can_fuse([])
+    assert not can_fuse([torch.nn.Parameter(torch.ones(2, device="meta"))])
 
 
 def test_8bit_adam_without_bitsandbytes_is_a_clear_error(monkeypatch):

@@ -2,9 +2,10 @@
 
 A checkpoint folder `checkpoint-<step>` holds `state/` (accelerate: model, optimizer, RNG of
 every rank), `model/` (a self-contained model folder, see `dicepipe.model.folder`), one
-`loader-rank<r>.json` per rank (the loader position) and `trainer.json` (step, run digest),
-written last. Only folders with that name and a `trainer.json` count, so a run killed while
-saving leaves a `.tmp-checkpoint-<step>` that resume ignores and the next save replaces.
+`loader-rank<r>.json` per rank (the loader position) and `trainer.json` (step, run digest,
+the run's time so far), written last. Only folders with that name and a `trainer.json` count,
+so a run killed while saving leaves a `.tmp-checkpoint-<step>` that resume ignores and the
+next save replaces.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def complete_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def read_trainer(folder: Path) -> dict[str, Any]:
-    """The `trainer.json` of a checkpoint (step, digest)."""
+    """The `trainer.json` of a checkpoint (step, digest, time so far)."""
     return json.loads((folder / MARKER).read_text())
 
 
@@ -145,7 +146,7 @@ def save_checkpoint(run: Any, step: int) -> Path:
     final = root / checkpoint_name(step)
     if accelerator.is_main_process:
         save_model_folder(accelerator.unwrap_model(run.model), tmp / "model", run.inference)
-        write_json(tmp / MARKER, {"step": step, "digest": run.digest})
+        write_json(tmp / MARKER, {"step": step, "digest": run.digest, **run.timing.record()})
     if owner:
         publish(tmp, final)
     if accelerator.is_main_process:

@@ -82,6 +82,39 @@ class RunPaths:
 
 
 @dataclass
+class Timing:
+    """Time of a run so far: its training steps (checkpoints and logging excluded) and its
+    wall time, carried over from the processes before a resume through `trainer.json`."""
+
+    steps: int = 0
+    seconds: float = 0.0
+    wall_before: float = 0.0  # wall time of the earlier processes of this run
+    started: float = field(default_factory=time.perf_counter)  # this process's start
+
+    @classmethod
+    def carried(cls, record: dict[str, Any], started: float) -> Timing:
+        """The timing a checkpoint's `trainer.json` carries (zeros for older checkpoints)."""
+        return cls(
+            steps=int(record.get("timed_steps", 0)),
+            seconds=float(record.get("step_seconds", 0.0)),
+            wall_before=float(record.get("train_time_s", 0.0)),
+            started=started,
+        )
+
+    def wall(self) -> float:
+        """Wall time of the whole run up to now, earlier processes included."""
+        return self.wall_before + time.perf_counter() - self.started
+
+    def record(self) -> dict[str, Any]:
+        """What `trainer.json` keeps of it, for `carried` after a resume."""
+        return {
+            "train_time_s": self.wall(),
+            "step_seconds": self.seconds,
+            "timed_steps": self.steps,
+        }
+
+
+@dataclass
 class Run:
     """Everything the steps of one run share."""
 
@@ -101,6 +134,7 @@ class Run:
     lookup: torch.Tensor
     trace: Trace
     inference: dict[str, Any]  # inference.json beside every saved model
+    timing: Timing = field(default_factory=Timing)
     forward: Forward = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,22 +152,15 @@ class Run:
         return size * self.accelerator.num_processes
 
 
-@dataclass
-class Timing:
-    """Time spent in the training steps of this process (checkpoints and logging excluded)."""
-
-    steps: int = 0
-    seconds: float = 0.0
-
-
 def train(params: TrainParams, loader: LoaderParams) -> dict[str, Any]:
     """Train per `params` on the shards of `loader`; the summary written to `params.metrics`
     (on the main process; other ranks return an empty dict)."""
     started = time.perf_counter()
     run = setup(params, loader)
+    run.timing = Timing(started=started)
     start = restore(run)
-    timing = run_steps(run, start)
-    return finish(run, start, timing, time.perf_counter() - started)
+    run_steps(run, start)
+    return finish(run, start)
 
 
 def make_accelerator(params: TrainParams) -> Any:
@@ -220,18 +247,19 @@ def restore(run: Run) -> int:
             accelerator.wait_for_everyone()
             return 0
     step = checkpoints.load_checkpoint(run, folder)
+    run.timing = Timing.carried(checkpoints.read_trainer(folder), run.timing.started)
     if accelerator.is_main_process:
         print(f"train: resuming from {folder} (step {step})")
     return step
 
 
-def run_steps(run: Run, start: int) -> Timing:
+def run_steps(run: Run, start: int) -> None:
     """Optimizer steps `start + 1 .. train.steps`, with logging and checkpoints."""
     from tqdm.auto import tqdm
 
     params, main = run.params, run.accelerator.is_main_process
     curves = CurveLogger(run.paths.live, start) if main else None
-    timing = Timing()
+    timing = run.timing
     batches = iter(run.loader)
     bar = tqdm(total=params.steps, initial=start, desc="train", unit="step", disable=not main)
     for step in range(start + 1, params.steps + 1):
@@ -255,7 +283,6 @@ def run_steps(run: Run, start: int) -> Timing:
             if params.checkpoint_url is not None:
                 shared.mirror(run, step, folder)
     bar.close()
-    return timing
 
 
 def train_step(run: Run, batches: Any, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,7 +340,7 @@ def model_batch(run: Run, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def finish(run: Run, start: int, timing: Timing, wall: float) -> dict[str, Any]:
+def finish(run: Run, start: int) -> dict[str, Any]:
     """Save the final model, curves and summary (main process); every rank's checksum to its
     trace. The summary, or an empty dict on other ranks."""
     accelerator = run.accelerator
@@ -325,7 +352,7 @@ def finish(run: Run, start: int, timing: Timing, wall: float) -> dict[str, Any]:
         with averaged_weights(run.ema, bare) as model:
             save_model(model, run.paths.model, run.inference)
         plot_losses(run.paths.live, run.paths.curves)
-        summary = summarise(run.paths.live, run_figures(run, start, timing, wall))
+        summary = summarise(run.paths.live, run_figures(run, start))
         write_json(run.params.metrics, summary)
         write_model_card(run.paths.model, run.params, run.inference, summary)
     accelerator.wait_for_everyone()
@@ -341,9 +368,10 @@ def save_model(model: Any, folder: Path, inference: dict[str, Any]) -> None:
     checkpoints.publish(tmp, folder)
 
 
-def run_figures(run: Run, start: int, timing: Timing, wall: float) -> dict[str, Any]:
-    """Size and speed of the run (this process's part of it when resumed)."""
+def run_figures(run: Run, start: int) -> dict[str, Any]:
+    """Size and speed of the run, the processes before a resume included."""
     bare = run.accelerator.unwrap_model(run.model)
+    timing = run.timing
     seconds = max(timing.seconds, 1e-9)
     return {
         "steps": run.params.steps,
@@ -354,8 +382,8 @@ def run_figures(run: Run, start: int, timing: Timing, wall: float) -> dict[str, 
         "global_batch": run.global_batch,
         "parameters": count_parameters(bare),
         "trainable_parameters": count_parameters(bare, trainable_only=True),
-        # None when this process ran no step (resumed at the last checkpoint)
+        # None when no step was timed (a checkpoint of an older version, resumed at its end)
         "step_time_s": seconds / timing.steps if timing.steps else None,
         "samples_per_s": run.global_batch * timing.steps / seconds if timing.steps else None,
-        "train_time_s": wall,
+        "train_time_s": timing.wall(),
     }

@@ -34,9 +34,22 @@ def adamw_class(use_8bit: bool) -> type[torch.optim.Optimizer]:
 
 
 def make_optimizer(params: TrainParams, trainable: Iterable[torch.nn.Parameter]) -> Any:
-    """AdamW over the trainable parameters at the peak `lr`."""
-    cls = adamw_class(params.use_8bit_adam)
-    return cls(list(trainable), lr=params.lr, weight_decay=params.weight_decay)
+    """AdamW over the trainable parameters at the peak `lr`: torch's fused kernel where every
+    parameter allows it (one kernel for all tensors instead of a loop over them)."""
+    weights = list(trainable)
+    if params.use_8bit_adam:
+        return adamw_class(True)(weights, lr=params.lr, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(
+        weights, lr=params.lr, weight_decay=params.weight_decay, fused=can_fuse(weights)
+    )
+
+
+def can_fuse(weights: Iterable[torch.nn.Parameter]) -> bool:
+    """Whether torch's fused AdamW takes these parameters: floating point, on the CPU or CUDA."""
+    tensors = list(weights)
+    return bool(tensors) and all(
+        w.is_floating_point() and w.device.type in ("cpu", "cuda") for w in tensors
+    )
 
 
 def make_scheduler(params: TrainParams, optimizer: Any) -> Any:
@@ -65,6 +78,7 @@ def make_ema(params: EmaParams, model: torch.nn.Module) -> Any:
         use_ema_warmup=params.use_ema_warmup,
         inv_gamma=params.inv_gamma,
         power=params.power,
+        foreach=True,  # one kernel per update for all tensors, not a loop over them
     )
 
 
