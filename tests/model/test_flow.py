@@ -6,7 +6,14 @@ from dataclasses import replace
 
 import torch
 
-from dicepipe.model import DiceptionModel, FlowConfig, PixelSpace, flow_matching_loss
+from dicepipe.model import (
+    DiceptionModel,
+    FlowConfig,
+    PixelSpace,
+    flow_matching_loss,
+    foreground_weight_map,
+)
+from dicepipe.model.flow import pooled_to
 
 from .conftest import make_batch, make_model
 
@@ -155,3 +162,46 @@ def test_deterministic_mode_regresses_the_target_from_zero_at_t_one(
         )
     expected = ((velocity + batch["target"]) ** 2).reshape(4, -1).mean(1)
     assert torch.allclose(per_sample, expected, atol=1e-5)
+
+
+def test_foreground_weight_map_weighs_drawn_pixels_of_each_sample() -> None:
+    target = torch.full((2, 3, 4, 4), -1.0)
+    target[0, 0, 1, 2] = 1.0  # a red pixel
+    target[1, 2, 3, 0] = -0.8  # dim blue, still above black
+    target[1, 1, 0, 0] = -0.95  # within 13/255 of black: background
+    weights = foreground_weight_map(target, torch.tensor([10.0, 3.0]))
+    assert weights.shape == (2, 1, 4, 4)
+    expected = torch.ones(2, 1, 4, 4)
+    expected[0, 0, 1, 2], expected[1, 0, 3, 0] = 10.0, 3.0
+    assert torch.equal(weights, expected)
+
+
+def test_pixel_weight_multiplies_the_squared_error_of_its_pixels(
+    model: DiceptionModel, batch: dict
+) -> None:
+    config = replace(CONFIG, deterministic=True, prompt_dropout=0.0, point_dropout=0.0)
+    with torch.no_grad():
+        velocity = model(
+            torch.zeros_like(batch["target"]),
+            batch["image"],
+            torch.full((4,), 1000.0),
+            batch["task_id"],
+            batch["points"],
+            batch["point_mask"],
+        )
+    weight = torch.ones(4, 1, 16, 16)
+    weight[0, :, :8] = 5.0
+    _, per_sample = _loss(model, dict(batch, pixel_weight=weight), config=config)
+    squared = (velocity + batch["target"]) ** 2
+    expected = (squared * weight).reshape(4, -1).mean(1)
+    assert torch.allclose(per_sample, expected, atol=1e-5)
+    _, plain = _loss(model, batch, config=config)
+    torch.testing.assert_close(per_sample[1:], plain[1:])
+
+
+def test_pixel_weight_is_max_pooled_onto_a_coarser_model_grid() -> None:
+    weight = torch.ones(1, 1, 4, 4)
+    weight[0, 0, 0, 1] = 7.0
+    pooled = pooled_to(weight, (2, 2))
+    assert pooled.tolist() == [[[[7.0, 1.0], [1.0, 1.0]]]]
+    assert pooled_to(weight, (4, 4)) is weight

@@ -131,3 +131,27 @@ def test_task_loss_weights_follow_the_loader_task_ids():
 
     weights = task_loss_weights(TrainParams(task_loss_weights=TaskLossWeights(pose=4.0)))
     assert weights.tolist() == [4.0 if name == "pose" else 1.0 for name in TASK_NAMES]
+
+
+def test_foreground_weights_follow_the_loader_task_ids_and_are_off_at_one():
+    from dicepipe.params.train import ForegroundWeights, TrainParams
+    from dicepipe.tasks import TASK_NAMES
+    from dicepipe.train.loop import foreground_weights
+
+    assert foreground_weights(TrainParams()) is None
+    weights = foreground_weights(TrainParams(foreground_weights=ForegroundWeights(pose=10.0)))
+    assert weights is not None
+    assert weights.tolist() == [10.0 if name == "pose" else 1.0 for name in TASK_NAMES]
+
+
+def test_foreground_weights_reach_the_training_loss(make_params):
+    from dicepipe.params.train import ForegroundWeights
+
+    plain, loader = make_params("plain", steps=1)
+    heavy = ForegroundWeights(
+        point_segmentation=10.0, entity_segmentation=10.0, semantic_segmentation=10.0, pose=10.0
+    )
+    weighted, _ = make_params("weighted", steps=1, foreground_weights=heavy)
+    first_plain = train(plain, loader)["first_loss"]
+    first_weighted = train(weighted, loader)["first_loss"]
+    assert first_weighted > first_plain  # the same batch, its drawn pixels counted ten times

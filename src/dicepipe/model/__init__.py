@@ -1,7 +1,7 @@
 """DICEPTION model: SD3 MMDiT with task/point context, flow-matching loss, sampler, LoRA."""
 
 from .diception import DiceptionModel, preset_parameters
-from .flow import FlowConfig, flow_matching_loss, sample_timesteps
+from .flow import FlowConfig, flow_matching_loss, foreground_weight_map, sample_timesteps
 from .lora import add_lora, load_lora, save_lora, trainable_fraction
 from .points import MAX_POINTS, PointEncoder
 from .presets import PRESETS, count_parameters, preset, transformer_parameters
@@ -32,6 +32,7 @@ __all__ = [
     "count_parameters",
     "encode_prompts",
     "flow_matching_loss",
+    "foreground_weight_map",
     "load_lora",
     "load_prompt_cache",
     "make_space",

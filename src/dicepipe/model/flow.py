@@ -76,8 +76,10 @@ def flow_matching_loss(
     """(mean loss, per-sample loss (B,)) of velocity MSE on the noisy tokens.
 
     ``batch``: ``image``/``target`` (B, 3, H, W) in [-1, 1], ``points`` (B, 5, 2),
-    ``point_mask`` (B, 5) bool, ``task_id`` (B,) long. All randomness (timesteps, noise,
-    prompt/point dropout) is drawn from ``generator``, on its own device, in that order.
+    ``point_mask`` (B, 5) bool, ``task_id`` (B,) long, and optionally ``pixel_weight``
+    (B, 1, H, W): a loss multiplier per target pixel (`foreground_weight_map`), max-pooled to
+    the model space's grid. All randomness (timesteps, noise, prompt/point dropout) is drawn
+    from ``generator``, on its own device, in that order.
     """
     device, dtype = model.device, model.dtype
     x0 = space.encode(batch["target"].to(device)).float()
@@ -106,6 +108,32 @@ def flow_matching_loss(
         drop_points=drop_points.to(device) < config.point_dropout,
     )
     target = noise - x0
-    weighting = compute_loss_weighting_for_sd3(config.weighting_scheme, sigmas)
-    per_sample = (weighting.float() * (prediction.float() - target) ** 2).reshape(size, -1).mean(1)
+    weighting = compute_loss_weighting_for_sd3(config.weighting_scheme, sigmas).float()
+    if batch.get("pixel_weight") is not None:
+        weighting = weighting * pooled_to(batch["pixel_weight"].to(device).float(), x0.shape[-2:])
+    per_sample = (weighting * (prediction.float() - target) ** 2).reshape(size, -1).mean(1)
     return per_sample.mean(), per_sample
+
+
+#: Target pixels with a channel above this value (13 of 255) are foreground.
+FOREGROUND_LEVEL = -0.9
+
+
+def foreground_weight_map(target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) loss multipliers: ``weights[b]`` on the foreground pixels of target ``b``
+    ((B, 3, H, W) in [-1, 1]; any channel above black), 1 on its black background.
+
+    Sparse targets (pose skeletons, small masks) are mostly background, so a plain mean
+    lets a model settle on black; weighting the drawn pixels keeps their error in sight.
+    """
+    foreground = (target > FOREGROUND_LEVEL).any(dim=1, keepdim=True)
+    per_sample = weights.to(target.device, torch.float32).reshape(-1, 1, 1, 1)
+    return torch.where(foreground, per_sample, torch.ones_like(per_sample))
+
+
+def pooled_to(weight: torch.Tensor, size: tuple[int, ...] | torch.Size) -> torch.Tensor:
+    """A (B, 1, H, W) pixel weight on the model space's (h, w) grid: the largest weight of the
+    pixels each latent cell covers (the identity in pixel space)."""
+    if tuple(weight.shape[-2:]) == tuple(size):
+        return weight
+    return torch.nn.functional.adaptive_max_pool2d(weight, tuple(size))

@@ -93,6 +93,25 @@ class TaskLossWeights:
 
 
 @dataclass(frozen=True)
+class ForegroundWeights:
+    """Per-task loss multiplier of a target's foreground pixels (any channel above black).
+
+    For the tasks drawn on a black background; depth and normals cover every pixel.
+    1 is the plain mean. Pose skeletons fill about 2% of their target, so at 1 a small
+    model learns to draw black; 10 gives their pixels a say.
+    """
+
+    point_segmentation: float = bounded(1.0, lo=0.0)
+    entity_segmentation: float = bounded(1.0, lo=0.0)
+    semantic_segmentation: float = bounded(1.0, lo=0.0)
+    pose: float = bounded(1.0, lo=0.0)
+
+    def any(self) -> bool:
+        """Whether any task weighs its foreground other than 1."""
+        return any(weight != 1.0 for weight in vars(self).values())
+
+
+@dataclass(frozen=True)
 class TrainParams:
     """`train` stage: the generalist on the shards, on accelerate (see dicepipe.train.loop).
 
@@ -131,6 +150,7 @@ class TrainParams:
     ema: EmaParams = field(default_factory=EmaParams)
     hflip_prob: float = bounded(0.0, lo=0.0, hi=1.0)  # random horizontal flips (train.augment)
     task_loss_weights: TaskLossWeights = field(default_factory=TaskLossWeights)
+    foreground_weights: ForegroundWeights = field(default_factory=ForegroundWeights)
     preview_every: int = bounded(0, lo=0)  # steps between DVCLive preview grids; 0: none
     preview_rows: int = bounded(1, lo=1)  # held examples per task in a preview grid
     weight_decay: float = bounded(1e-4, lo=0.0)  # diffusers' SD3 training-script default

@@ -26,7 +26,12 @@ from typing import Any
 
 import torch
 
-from dicepipe.model import FlowConfig, count_parameters, flow_matching_loss
+from dicepipe.model import (
+    FlowConfig,
+    count_parameters,
+    flow_matching_loss,
+    foreground_weight_map,
+)
 from dicepipe.model.card import write_model_card
 from dicepipe.params.loader import LoaderParams
 from dicepipe.params.train import TrainParams
@@ -125,6 +130,7 @@ class Run:
     scheduler: Any  # diffusers lr schedule, stepped once per optimizer step
     ema: Any  # diffusers EMAModel of the trainable weights, or None
     task_weights: torch.Tensor  # loss multiplier per loader task id
+    foreground_weights: torch.Tensor | None  # foreground-pixel multiplier per loader task id
     previews: PreviewSet | None  # held examples drawn every `preview_every` steps (main process)
     space: Any
     loader: torch.utils.data.DataLoader
@@ -210,6 +216,7 @@ def setup(params: TrainParams, loader: LoaderParams) -> Run:
         scheduler=scheduler,
         ema=ema,
         task_weights=task_loss_weights(params),
+        foreground_weights=foreground_weights(params),
         previews=previews,
         space=space,
         loader=make_loader(effective, rank=rank, world_size=world, hflip_prob=params.hflip_prob),
@@ -227,6 +234,17 @@ def task_loss_weights(params: TrainParams) -> torch.Tensor:
     from dicepipe.tasks import TASK_NAMES
 
     given = vars(params.task_loss_weights)
+    return torch.tensor([float(given.get(name, 1.0)) for name in TASK_NAMES])
+
+
+def foreground_weights(params: TrainParams) -> torch.Tensor | None:
+    """The foreground-pixel multiplier of each loader task id (`train.foreground_weights`;
+    1 for the tasks it does not list), or None when every one is 1."""
+    from dicepipe.tasks import TASK_NAMES
+
+    if not params.foreground_weights.any():
+        return None
+    given = vars(params.foreground_weights)
     return torch.tensor([float(given.get(name, 1.0)) for name in TASK_NAMES])
 
 
@@ -337,6 +355,9 @@ def model_batch(run: Run, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         for name in ("image", "target", "points", "point_mask")
     }
     tensors["task_id"] = run.lookup[batch["task_id"]].to(device)
+    if run.foreground_weights is not None:
+        weights = run.foreground_weights[batch["task_id"]]
+        tensors["pixel_weight"] = foreground_weight_map(tensors["target"], weights)
     return tensors
 
 
