@@ -2,8 +2,10 @@
 
 Timed side by side on the same shards and resolution: the task-mixing loader alone (decode,
 resize, collate; `--workers` DataLoader workers) and the training step of a model preset
-(flow-matching loss, backward, AdamW) on a fixed batch. The ratio loader/step is how many
-times faster the loader feeds than the step eats (goal: >= 3, so the accelerator never waits).
+(flow-matching loss, backward, the trainer's fused AdamW) on a fixed batch, and the AdamW step
+alone in torch's three implementations (fused, foreach, a loop over tensors). The ratio
+loader/step is how many times faster the loader feeds than the step eats (goal: >= 3, so the
+accelerator never waits).
 Also: step time, tokens/s (noisy + condition image tokens) and, on CUDA, peak memory and model
 FLOP utilisation against `--peak-tflops` (H100/H200 bf16 dense: 989); and N, the rows a
 partition consumes per row group it opens, for one partition of `--partitions` (64 GPUs x 8
@@ -32,6 +34,7 @@ import torch
 from dicepipe.model import DiceptionModel, FlowConfig, flow_matching_loss, make_space
 from dicepipe.params.loader import LoaderParams
 from dicepipe.train.loader import TaskMixingDataset, make_loader, shard_locations
+from dicepipe.train.optim import can_fuse
 from dicepipe.weights import resolve_device
 
 
@@ -103,7 +106,8 @@ def step_rate(
     """(seconds per step, tokens per sample, model FLOPs per step) of the training step."""
     model = DiceptionModel.from_preset(preset).to(device).train()
     space = make_space(model.config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    weights = list(model.parameters())
+    optimizer = torch.optim.AdamW(weights, lr=1e-4, fused=can_fuse(weights))  # as the trainer
     side = resolution // (1 if space.channels == 3 else 8)
     generator = torch.Generator(device).manual_seed(0)
     batch_data = {
@@ -140,6 +144,28 @@ def step_rate(
     return seconds, tokens, flops
 
 
+def optimizer_rates(preset: str, device: torch.device, steps: int) -> dict[str, float]:
+    """Seconds per AdamW step over the preset's parameters (random gradients), timed side by
+    side for the three torch implementations: fused (the trainer's), foreach and a loop."""
+    model = DiceptionModel.from_preset(preset).to(device)
+    weights = list(model.parameters())
+    for weight in weights:
+        weight.grad = torch.randn_like(weight)
+    kinds = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
+    optimizers = {name: torch.optim.AdamW(weights, lr=1e-4, **kw) for name, kw in kinds.items()}
+    seconds = dict.fromkeys(kinds, 0.0)
+    for round_ in range(steps + 1):  # round-robin: drift hits each kind alike; round 0 warms up
+        for name, optimizer in optimizers.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds[name] += (time.perf_counter() - start) if round_ else 0.0
+    return {name: total / steps for name, total in seconds.items()}
+
+
 def main() -> None:
     """Print loader samples/s, step time, tokens/s and the loader/step ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -174,6 +200,12 @@ def main() -> None:
     print(f"tokens       {tokens} per sample   {tokens * consumed:10.0f} tokens/s")
     print(f"loader       {delivered:8.1f} samples/s delivered ({args.workers} workers)")
     print(f"ratio        loader / step = {delivered / consumed:.2f} (goal >= 3)")
+    adamw = optimizer_rates(args.preset, device, max(20, args.steps))
+    print(
+        "AdamW step   "
+        + "  ".join(f"{name} {value * 1000:.2f} ms" for name, value in adamw.items())
+        + f"   loop / fused = {adamw['loop'] / adamw['fused']:.1f}x"
+    )
     print_rows_per_open(shards, args.partitions, args.draws)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**30
