@@ -63,6 +63,23 @@ def test_pretrained_trains_in_latent_space_with_frozen_prompts(make_params, tmp_
     assert hasattr(loaded.space, "vae")
 
 
+def test_foreground_weights_reach_the_latent_loss(make_params, tmp_path, monkeypatch):
+    from dicepipe.params.train import ForegroundWeights
+
+    monkeypatch.setenv("DICEPIPE_CACHE", str(tmp_path / "cache"))
+    folder = str(_tiny_sd3_folder(tmp_path / "sd3"))
+    heavy = ForegroundWeights(
+        point_segmentation=10.0, entity_segmentation=10.0, semantic_segmentation=10.0, pose=10.0
+    )
+    plain, loader = make_params("plain", pretrained=folder, model=ModelOverrides(), steps=1)
+    weighted, _ = make_params(
+        "weighted", pretrained=folder, model=ModelOverrides(), steps=1, foreground_weights=heavy
+    )
+    first_plain = train(plain, loader)["first_loss"]
+    first_weighted = train(weighted, loader)["first_loss"]
+    assert first_weighted > first_plain  # pixel weights max-pooled onto the 8x-smaller grid
+
+
 def test_a_trained_latent_model_folder_is_self_contained(make_params, tmp_path, monkeypatch):
     """The folder holds its VAE, its prompts and its card: moved elsewhere, with the SD3
     folder and the training checkout gone, it still predicts."""
