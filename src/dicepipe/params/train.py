@@ -106,10 +106,6 @@ class ForegroundWeights:
     semantic_segmentation: float = bounded(1.0, lo=0.0)
     pose: float = bounded(1.0, lo=0.0)
 
-    def any(self) -> bool:
-        """Whether any task weighs its foreground other than 1."""
-        return any(weight != 1.0 for weight in vars(self).values())
-
 
 @dataclass(frozen=True)
 class TrainParams:

@@ -229,23 +229,25 @@ def setup(params: TrainParams, loader: LoaderParams) -> Run:
     )
 
 
-def task_loss_weights(params: TrainParams) -> torch.Tensor:
-    """The loss multiplier of each loader task id (`train.task_loss_weights`; 1 otherwise)."""
+def per_task_id(section: Any) -> torch.Tensor:
+    """A params section of per-task multipliers as a tensor indexed by loader task id (1 for
+    the tasks the section does not list)."""
     from dicepipe.tasks import TASK_NAMES
 
-    given = vars(params.task_loss_weights)
+    given = vars(section)
     return torch.tensor([float(given.get(name, 1.0)) for name in TASK_NAMES])
+
+
+def task_loss_weights(params: TrainParams) -> torch.Tensor:
+    """The loss multiplier of each loader task id (`train.task_loss_weights`; 1 otherwise)."""
+    return per_task_id(params.task_loss_weights)
 
 
 def foreground_weights(params: TrainParams) -> torch.Tensor | None:
     """The foreground-pixel multiplier of each loader task id (`train.foreground_weights`;
-    1 for the tasks it does not list), or None when every one is 1."""
-    from dicepipe.tasks import TASK_NAMES
-
-    if not params.foreground_weights.any():
-        return None
-    given = vars(params.foreground_weights)
-    return torch.tensor([float(given.get(name, 1.0)) for name in TASK_NAMES])
+    1 for the tasks it does not list), or None when every one is 1 (no weight map to build)."""
+    weights = per_task_id(params.foreground_weights)
+    return None if bool((weights == 1.0).all()) else weights
 
 
 def restore(run: Run) -> int:
