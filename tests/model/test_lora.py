@@ -84,3 +84,13 @@ def test_save_then_load_gives_same_predictions(tmp_path: Path) -> None:
     without = DiceptionModel.from_pretrained(tmp_path / "base")
     without.add_task("lung", fresh.task_table.tokens[task], fresh.task_table.pooled[task])
     assert not torch.allclose(run(without), run(model))
+
+
+def test_saving_one_adapter_again_writes_the_same_bytes(tmp_path: Path) -> None:
+    model = make_model()
+    add_lora(model, rank=2, task="lung")
+    written = set()
+    for attempt in range(8):  # a metadata map in hash order would differ between saves
+        folder = save_lora(model, tmp_path / str(attempt), task="lung")
+        written.add((folder / "pytorch_lora_weights.safetensors").read_bytes())
+    assert len(written) == 1

@@ -59,12 +59,10 @@ def save_lora(model: DiceptionModel, directory: str | Path, task: str | None = N
     directory.mkdir(parents=True, exist_ok=True)
     transformer = model.transformer
     layers = get_peft_model_state_dict(transformer)
-    metadata = transformer.peft_config["default"].to_dict()
     SD3LoraLoaderMixin.save_lora_weights(
         str(directory),
         transformer_lora_layers=layers,
         weight_name=LORA_WEIGHTS,
-        transformer_lora_adapter_metadata=metadata,
     )
     if task is not None:
         row = model.task_id(task)
